@@ -1,0 +1,416 @@
+// Block I/O: per-disk latency, sizes and errors from the request tracepoints, per-cgroup latency,
+// and page cache events. Each hook has several programs, one per attach mode; user space loads the
+// best one the running kernel accepts (see libcommon's loader).
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include "block.h"
+#include "scry_hist.bpf.h"
+#include "scry_lost.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by user space before load. */
+const volatile bool track_cgroups = false;
+/* Kernels before 5.11 pass (struct request_queue *, struct request *) to block_rq_insert/issue;
+ * user space reads the prototype from BTF. */
+const volatile bool rq_hooks_have_queue_arg = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* struct request * */
+	__type(value, struct block_inflight);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct block_disk_key);
+	__type(value, struct block_disk_stats);
+} disk_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct block_error_key);
+	__type(value, __u64);
+} errors SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct block_cgroup_key);
+	__type(value, struct scry_hist);
+} cgroup_latency SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PAGE_CACHE_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} page_cache SEC(".maps");
+
+SCRY_DEFINE_LOST_MAP(LOST_NR);
+
+static const struct block_disk_stats zero_stats;
+static const struct scry_hist zero_hist;
+
+/* struct request before 6.0 had its own gendisk pointer. */
+struct request___with_rq_disk {
+	struct gendisk *rq_disk;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 rq_dev(struct request *rq)
+{
+	struct gendisk *disk;
+
+	if (bpf_core_field_exists(((struct request___with_rq_disk *)rq)->rq_disk))
+		disk = BPF_CORE_READ((struct request___with_rq_disk *)rq, rq_disk);
+	else
+		disk = BPF_CORE_READ(rq, q, disk);
+	if (!disk)
+		return 0;
+	return ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
+}
+
+static __always_inline __u32 op_from_flags(__u32 cmd_flags)
+{
+	switch (cmd_flags & 0xff) { /* REQ_OP_MASK */
+	case 0: return BLOCK_OP_READ;
+	case 1: return BLOCK_OP_WRITE;
+	case 2: return BLOCK_OP_FLUSH;
+	case 3: return BLOCK_OP_DISCARD;
+	default: return BLOCK_OP_OTHER;
+	}
+}
+
+/* rwbs as the classic tracepoints print it: an optional F (preflush), then the operation. */
+static __always_inline __u32 op_from_rwbs(const char *rwbs)
+{
+	char c = rwbs[0];
+
+	if (c == 'F' && (rwbs[1] == 'W' || rwbs[1] == 'R' || rwbs[1] == 'D'))
+		c = rwbs[1];
+	switch (c) {
+	case 'R': return BLOCK_OP_READ;
+	case 'W': return BLOCK_OP_WRITE;
+	case 'D': return BLOCK_OP_DISCARD;
+	case 'F': return BLOCK_OP_FLUSH;
+	default: return BLOCK_OP_OTHER;
+	}
+}
+
+/* blk_status_t -> errno, as the kernel's blk_errors[] table maps them. */
+static const __s32 blk_status_errno[] = {
+	0,   /* OK */
+	95,  /* NOTSUPP: EOPNOTSUPP */
+	110, /* TIMEOUT: ETIMEDOUT */
+	28,  /* NOSPC: ENOSPC */
+	67,  /* TRANSPORT: ENOLINK */
+	121, /* TARGET: EREMOTEIO */
+	52,  /* RESV_CONFLICT (NEXUS): EBADE */
+	61,  /* MEDIUM: ENODATA */
+	84,  /* PROTECTION: EILSEQ */
+	12,  /* RESOURCE: ENOMEM */
+	5,   /* IOERR: EIO */
+	78,  /* DM_REQUEUE: EREMCHG */
+	11,  /* AGAIN: EAGAIN */
+	16,  /* DEV_RESOURCE: EBUSY */
+	109, /* ZONE_OPEN_RESOURCE: ETOOMANYREFS */
+	75,  /* ZONE_ACTIVE_RESOURCE: EOVERFLOW */
+	19,  /* OFFLINE: ENODEV */
+	62,  /* DURATION_LIMIT: ETIME */
+};
+
+static __always_inline __s32 errno_of_status(__u8 status)
+{
+	if (status < sizeof(blk_status_errno) / sizeof(blk_status_errno[0]))
+		return blk_status_errno[status];
+	return 5; /* EIO, as the kernel maps unknown statuses */
+}
+
+static __always_inline void count_error(__u32 dev, __u32 op, __s32 error)
+{
+	struct block_error_key key = { .dev = dev, .op = op, .error = error };
+	__u64 one = 1, *n;
+
+	n = bpf_map_lookup_elem(&errors, &key);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return;
+	}
+	if (bpf_map_update_elem(&errors, &key, &one, BPF_NOEXIST)) {
+		n = bpf_map_lookup_elem(&errors, &key); /* lost a race with another CPU */
+		if (n)
+			__sync_fetch_and_add(n, 1);
+		else
+			scry_count_lost(&lost_events, LOST_ERRORS_FULL);
+	}
+}
+
+static __always_inline struct block_disk_stats *disk_stats_of(__u32 dev, __u32 op)
+{
+	struct block_disk_key key = { .dev = dev, .op = op };
+	struct block_disk_stats *s = bpf_map_lookup_elem(&disk_stats, &key);
+
+	if (s)
+		return s;
+	bpf_map_update_elem(&disk_stats, &key, &zero_stats, BPF_NOEXIST);
+	s = bpf_map_lookup_elem(&disk_stats, &key);
+	if (!s)
+		scry_count_lost(&lost_events, LOST_DISK_STATS_FULL);
+	return s;
+}
+
+static __always_inline void on_insert(struct request *rq)
+{
+	__u64 key = (__u64)rq;
+	struct block_inflight val = { .insert_ns = bpf_ktime_get_ns() };
+
+	if (track_cgroups)
+		val.cgroup_id = bpf_get_current_cgroup_id();
+	if (bpf_map_update_elem(&inflight, &key, &val, BPF_ANY))
+		scry_count_lost(&lost_events, LOST_INFLIGHT_FULL);
+}
+
+static __always_inline void on_issue(struct request *rq)
+{
+	__u64 key = (__u64)rq, now = bpf_ktime_get_ns();
+	struct block_inflight *in = bpf_map_lookup_elem(&inflight, &key);
+	struct block_inflight val = { .issue_ns = now };
+
+	if (in) {
+		in->issue_ns = now;
+		return;
+	}
+	/* No insert: the request bypassed the scheduler, or was inserted before we attached. */
+	if (track_cgroups)
+		val.cgroup_id = bpf_get_current_cgroup_id();
+	if (bpf_map_update_elem(&inflight, &key, &val, BPF_ANY))
+		scry_count_lost(&lost_events, LOST_INFLIGHT_FULL);
+}
+
+static __always_inline void record_cgroup(__u64 cgroup_id, __u32 dev, __u64 ns)
+{
+	struct block_cgroup_key key = { .cgroup_id = cgroup_id, .dev = dev };
+	struct scry_hist *h = bpf_map_lookup_elem(&cgroup_latency, &key);
+
+	if (!h) {
+		bpf_map_update_elem(&cgroup_latency, &key, &zero_hist, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&cgroup_latency, &key);
+		if (!h) {
+			scry_count_lost(&lost_events, LOST_CGROUP_FULL);
+			return;
+		}
+	}
+	scry_hist_add_latency(h, ns);
+}
+
+/* One completion of nr_bytes. rq is NULL when the hook gives no request (classic tracepoint):
+ * then there is no latency, and every partial completion counts as a request. */
+static __always_inline void on_complete(struct request *rq, __u32 dev, __u32 op, __s32 error, __u32 nr_bytes)
+{
+	struct block_disk_stats *s;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!dev)
+		return;
+	if (rq && BPF_CORE_READ(rq, __data_len) > nr_bytes)
+		return; /* a partial completion: the request goes on */
+	if (error)
+		count_error(dev, op, error);
+	s = disk_stats_of(dev, op);
+	if (!s)
+		return;
+	scry_hist_add_size(&s->size, nr_bytes);
+	if (!rq)
+		return;
+
+	__u64 key = (__u64)rq;
+	struct block_inflight *in = bpf_map_lookup_elem(&inflight, &key);
+	if (!in)
+		return;
+	if (in->insert_ns && in->issue_ns >= in->insert_ns)
+		scry_hist_add_latency(&s->queue, in->issue_ns - in->insert_ns);
+	if (in->issue_ns)
+		scry_hist_add_latency(&s->service, now - in->issue_ns);
+	if (track_cgroups) {
+		__u64 start = in->insert_ns ? in->insert_ns : in->issue_ns;
+
+		if (start)
+			record_cgroup(in->cgroup_id, dev, now - start);
+	}
+	bpf_map_delete_elem(&inflight, &key);
+}
+
+static __always_inline void on_complete_rq(struct request *rq, __u8 status, __u32 nr_bytes)
+{
+	on_complete(rq, rq_dev(rq), op_from_flags(BPF_CORE_READ(rq, cmd_flags)), errno_of_status(status), nr_bytes);
+}
+
+/* The request argument of block_rq_insert/issue, whichever prototype the kernel has. */
+static __always_inline struct request *rq_arg(__u64 *args)
+{
+	return (struct request *)(rq_hooks_have_queue_arg ? args[1] : args[0]);
+}
+
+/* block_rq_insert */
+SEC("tp_btf/block_rq_insert")
+int rq_insert_btf(__u64 *ctx)
+{
+	on_insert(rq_arg(ctx));
+	return 0;
+}
+
+SEC("raw_tp/block_rq_insert")
+int rq_insert_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	on_insert(rq_arg(ctx->args));
+	return 0;
+}
+
+/* block_rq_issue; blk_mq_start_request is where it fires */
+SEC("tp_btf/block_rq_issue")
+int rq_issue_btf(__u64 *ctx)
+{
+	on_issue(rq_arg(ctx));
+	return 0;
+}
+
+SEC("raw_tp/block_rq_issue")
+int rq_issue_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	on_issue(rq_arg(ctx->args));
+	return 0;
+}
+
+SEC("fentry/blk_mq_start_request")
+int BPF_PROG(rq_issue_fentry, struct request *rq)
+{
+	on_issue(rq);
+	return 0;
+}
+
+SEC("kprobe/blk_mq_start_request")
+int BPF_KPROBE(rq_issue_kprobe, struct request *rq)
+{
+	on_issue(rq);
+	return 0;
+}
+
+/* block_rq_complete; blk_update_request is where it fires */
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(rq_complete_btf, struct request *rq, __u8 status, unsigned int nr_bytes)
+{
+	on_complete_rq(rq, status, nr_bytes);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_complete")
+int rq_complete_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	on_complete_rq((struct request *)ctx->args[0], (__u8)ctx->args[1], (__u32)ctx->args[2]);
+	return 0;
+}
+
+SEC("tracepoint/block/block_rq_complete")
+int rq_complete_tp(struct trace_event_raw_block_rq_completion *ctx)
+{
+	char rwbs[4];
+	__s32 error = BPF_CORE_READ(ctx, error);
+
+	bpf_probe_read_kernel(rwbs, sizeof(rwbs), ctx->rwbs);
+	on_complete(NULL, BPF_CORE_READ(ctx, dev), op_from_rwbs(rwbs), error < 0 ? -error : error,
+		    BPF_CORE_READ(ctx, nr_sector) << 9);
+	return 0;
+}
+
+SEC("fentry/blk_update_request")
+int BPF_PROG(rq_complete_fentry, struct request *rq, __u8 status, unsigned int nr_bytes)
+{
+	on_complete_rq(rq, status, nr_bytes);
+	return 0;
+}
+
+SEC("kprobe/blk_update_request")
+int BPF_KPROBE(rq_complete_kprobe, struct request *rq, __u8 status, unsigned int nr_bytes)
+{
+	on_complete_rq(rq, status, nr_bytes);
+	return 0;
+}
+
+/* Page cache */
+static __always_inline void count_page_cache(__u32 counter)
+{
+	__u64 *n = bpf_map_lookup_elem(&page_cache, &counter);
+
+	if (n)
+		*n += 1;
+}
+
+SEC("fentry/folio_mark_accessed")
+int BPF_PROG(page_access_fentry)
+{
+	count_page_cache(PAGE_CACHE_ACCESSES);
+	return 0;
+}
+
+SEC("kprobe/folio_mark_accessed")
+int BPF_KPROBE(page_access_kprobe)
+{
+	count_page_cache(PAGE_CACHE_ACCESSES);
+	return 0;
+}
+
+SEC("fentry/mark_page_accessed")
+int BPF_PROG(page_access_old_fentry)
+{
+	count_page_cache(PAGE_CACHE_ACCESSES);
+	return 0;
+}
+
+SEC("kprobe/mark_page_accessed")
+int BPF_KPROBE(page_access_old_kprobe)
+{
+	count_page_cache(PAGE_CACHE_ACCESSES);
+	return 0;
+}
+
+SEC("tp_btf/mm_filemap_add_to_page_cache")
+int page_add_btf(__u64 *ctx)
+{
+	count_page_cache(PAGE_CACHE_ADDITIONS);
+	return 0;
+}
+
+SEC("tracepoint/filemap/mm_filemap_add_to_page_cache")
+int page_add_tp(void *ctx)
+{
+	count_page_cache(PAGE_CACHE_ADDITIONS);
+	return 0;
+}
+
+SEC("tp_btf/writeback_dirty_folio")
+int page_dirty_btf(__u64 *ctx)
+{
+	count_page_cache(PAGE_CACHE_DIRTIED);
+	return 0;
+}
+
+SEC("tracepoint/writeback/writeback_dirty_folio")
+int page_dirty_tp(void *ctx)
+{
+	count_page_cache(PAGE_CACHE_DIRTIED);
+	return 0;
+}
+
+/* Kernels before 5.17 named it writeback_dirty_page. */
+SEC("tracepoint/writeback/writeback_dirty_page")
+int page_dirty_old_tp(void *ctx)
+{
+	count_page_cache(PAGE_CACHE_DIRTIED);
+	return 0;
+}

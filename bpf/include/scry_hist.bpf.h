@@ -1,0 +1,20 @@
+/* BPF side of scry_hist.h: lock-free updates of a histogram in a shared map value. */
+#ifndef SCRY_HIST_BPF_H
+#define SCRY_HIST_BPF_H
+
+#include "scry_hist.h"
+
+static __always_inline void scry_hist_add(struct scry_hist *h, __u64 v, __u64 unit, __u32 min_log2)
+{
+	__u32 slot = scry_hist_slot(v, unit, min_log2);
+
+	if (slot >= SCRY_HIST_SLOTS) /* already true; the verifier wants to see it */
+		slot = SCRY_HIST_SLOTS - 1;
+	__sync_fetch_and_add(&h->slots[slot], 1);
+	__sync_fetch_and_add(&h->sum, v);
+}
+
+#define scry_hist_add_latency(h, ns) scry_hist_add(h, ns, SCRY_LATENCY_UNIT_NS, SCRY_LATENCY_MIN_LOG2)
+#define scry_hist_add_size(h, bytes) scry_hist_add(h, bytes, SCRY_SIZE_UNIT_BYTES, SCRY_SIZE_MIN_LOG2)
+
+#endif /* SCRY_HIST_BPF_H */
