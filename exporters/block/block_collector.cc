@@ -1,0 +1,159 @@
+#include "block_collector.h"
+
+#include <linux/types.h>
+
+#include <algorithm>
+
+#include "block.h"
+#include "scry/bpf_maps.h"
+#include "scry/histogram.h"
+#include "scry/log.h"
+#include "scry/metrics.h"
+
+namespace scry::block {
+
+using prometheus::MetricType;
+
+namespace {
+// How long a cgroup may stay without a path before its series are dropped: long enough for the
+// scrapes after its death to see its last numbers.
+constexpr auto kDeadCgroupGrace = std::chrono::minutes(5);
+}  // namespace
+
+const char* OpName(uint32_t op) {
+  switch (op) {
+    case BLOCK_OP_READ: return "read";
+    case BLOCK_OP_WRITE: return "write";
+    case BLOCK_OP_DISCARD: return "discard";
+    case BLOCK_OP_FLUSH: return "flush";
+    default: return "other";
+  }
+}
+
+DiskCollector::DiskCollector(const BpfObject& bpf) : bpf_(bpf) {
+  auto latency = bpf.FeatureAvailable("latency");
+  const HookResult* insert = bpf.Hook("rq_insert");
+  const HookResult* complete = bpf.Hook("rq_complete");
+  // Latency needs the request itself at completion, which the classic tracepoint does not give.
+  bool complete_has_request = complete && complete->mode != AttachMode::None && complete->mode != AttachMode::Tracepoint;
+  service_time_ = latency && complete_has_request;
+  queue_time_ = service_time_ && insert && insert->mode != AttachMode::None;
+}
+
+std::vector<prometheus::MetricFamily> DiskCollector::Collect() const {
+  auto queue = MakeFamily("scry_block_queue_duration_seconds",
+                          "Time requests waited in the I/O scheduler, from insert to issue to the driver.",
+                          MetricType::Histogram);
+  auto service = MakeFamily("scry_block_service_duration_seconds",
+                            "Time the device took to serve requests, from issue to completion.", MetricType::Histogram);
+  auto size = MakeFamily("scry_block_request_size_bytes", "Size of completed requests.", MetricType::Histogram);
+  auto requests = MakeFamily("scry_block_requests_total", "Completed requests.", MetricType::Counter);
+  auto bytes = MakeFamily("scry_block_bytes_total", "Bytes of completed requests.", MetricType::Counter);
+  auto errors = MakeFamily("scry_block_errors_total", "Requests that completed with an error, by errno name.",
+                           MetricType::Counter);
+
+  ForEachEntry<block_disk_key, block_disk_stats>(bpf_.MapFd("disk_stats"), [&](const block_disk_key& k,
+                                                                                const block_disk_stats& s) {
+    Labels labels{{"device", disks_.Name(KernelDevMajor(k.dev), KernelDevMinor(k.dev))}, {"op", OpName(k.op)}};
+    auto sizes = ToPrometheus(s.size, kSizeBytes);
+    AddCounter(requests, labels, static_cast<double>(sizes.sample_count));
+    AddCounter(bytes, labels, static_cast<double>(s.size.sum));
+    AddHistogram(size, labels, std::move(sizes));
+    if (queue_time_) AddHistogram(queue, labels, ToPrometheus(s.queue, kLatencySeconds));
+    if (service_time_) AddHistogram(service, labels, ToPrometheus(s.service, kLatencySeconds));
+  });
+  ForEachEntry<block_error_key, __u64>(bpf_.MapFd("errors"), [&](const block_error_key& k, __u64 n) {
+    AddCounter(errors,
+               {{"device", disks_.Name(KernelDevMajor(k.dev), KernelDevMinor(k.dev))},
+                {"op", OpName(k.op)},
+                {"error", ErrnoName(k.error)}},
+               static_cast<double>(n));
+  });
+
+  std::vector<prometheus::MetricFamily> out;
+  if (queue_time_) out.push_back(std::move(queue));
+  if (service_time_) out.push_back(std::move(service));
+  out.push_back(std::move(size));
+  out.push_back(std::move(requests));
+  out.push_back(std::move(bytes));
+  out.push_back(std::move(errors));
+  return out;
+}
+
+CgroupCollector::CgroupCollector(const BpfObject& bpf, std::string cgroup_root, size_t max_cgroups)
+    : bpf_(bpf), max_cgroups_(max_cgroups), cgroups_(std::move(cgroup_root)) {
+  if (cgroups_.root().empty()) log::Warn("no cgroup v2 hierarchy found: per-cgroup series cannot be labelled");
+}
+
+std::vector<prometheus::MetricFamily> CgroupCollector::Collect() const {
+  std::lock_guard lock(mutex_);
+  auto latency = MakeFamily("scry_block_cgroup_io_duration_seconds",
+                            "I/O latency of requests submitted by tasks of the cgroup, from insert (or issue) "
+                            "to completion.",
+                            MetricType::Histogram);
+  auto unresolved = MakeFamily("scry_cgroup_unresolved_total",
+                               "Lookups of a cgroup id that has no path (yet, or any more).", MetricType::Counter);
+  int fd = bpf_.MapFd("cgroup_latency");
+  auto now = std::chrono::steady_clock::now();
+
+  // (path, device) -> histogram; cgroups past the cap merge into cgroup="other".
+  std::map<std::pair<std::string, std::string>, scry_hist> series;
+  std::map<std::string, bool> seen_paths;
+  std::vector<block_cgroup_key> expired;
+  ForEachEntry<block_cgroup_key, scry_hist>(fd, [&](const block_cgroup_key& k, const scry_hist& h) {
+    auto path = cgroups_.Path(k.cgroup_id);
+    if (!path) {
+      auto [it, inserted] = unresolved_since_.emplace(k.cgroup_id, now);
+      if (now - it->second > kDeadCgroupGrace) expired.push_back(k);
+      return;
+    }
+    unresolved_since_.erase(k.cgroup_id);
+    if (!seen_paths.count(*path) && seen_paths.size() >= max_cgroups_) path = "other";
+    seen_paths[*path] = true;
+    auto key = std::make_pair(*path, disks_.Name(KernelDevMajor(k.dev), KernelDevMinor(k.dev)));
+    auto [it, inserted] = series.try_emplace(key, scry_hist{});
+    Merge(it->second, h);
+  });
+  for (const auto& k : expired) {
+    bpf_map_delete_elem(fd, &k);
+    unresolved_since_.erase(k.cgroup_id);
+  }
+  for (const auto& [key, hist] : series)
+    AddHistogram(latency, {{"cgroup", key.first}, {"device", key.second}}, ToPrometheus(hist, kLatencySeconds));
+  AddCounter(unresolved, {}, static_cast<double>(cgroups_.unresolved()));
+
+  std::vector<prometheus::MetricFamily> out;
+  out.push_back(std::move(latency));
+  out.push_back(std::move(unresolved));
+  return out;
+}
+
+PageCacheCollector::PageCacheCollector(const BpfObject& bpf) : bpf_(bpf) {}
+
+std::vector<prometheus::MetricFamily> PageCacheCollector::Collect() const {
+  struct Counter {
+    const char* feature;
+    const char* name;
+    const char* help;
+    uint32_t index;
+  };
+  static const Counter counters[] = {
+      {"page_cache_accesses", "scry_block_page_cache_accesses_total",
+       "Page cache accesses (folios marked accessed).", PAGE_CACHE_ACCESSES},
+      {"page_cache_additions", "scry_block_page_cache_additions_total",
+       "Folios added to the page cache: page cache misses.", PAGE_CACHE_ADDITIONS},
+      {"page_cache_dirtied", "scry_block_page_cache_dirtied_total", "Page cache folios dirtied.",
+       PAGE_CACHE_DIRTIED},
+  };
+  std::vector<prometheus::MetricFamily> out;
+  int fd = bpf_.MapFd("page_cache");
+  for (const auto& c : counters) {
+    if (!bpf_.FeatureAvailable(c.feature)) continue;  // unavailable is not zero
+    auto family = MakeFamily(c.name, c.help, MetricType::Counter);
+    AddCounter(family, {}, static_cast<double>(SumPerCpu(fd, c.index)));
+    out.push_back(std::move(family));
+  }
+  return out;
+}
+
+}  // namespace scry::block

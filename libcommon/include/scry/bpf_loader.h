@@ -1,0 +1,118 @@
+// Loads an exporter's BPF object and attaches each hook in the best mode the running kernel accepts.
+//
+// A BPF object carries several programs per hook, one per attach mode (tp_btf, raw_tp, tracepoint,
+// fentry, kprobe); the mode is read from the program's section name. For each hook the loader tries
+// the candidates in that order, each in a throwaway copy of the object (load and attach for real,
+// so a kernel that lists a function but cannot kprobe it is found out), then loads the final object
+// with only the winners. A feature whose required hooks all failed is disabled; the exporter runs on.
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace scry {
+
+enum class AttachMode { TpBtf, RawTp, Tracepoint, Fentry, Kprobe, None };
+
+const char* AttachModeName(AttachMode mode);
+// From a section name such as "tp_btf/block_rq_issue" or "kprobe/blk_mq_start_request".
+AttachMode AttachModeOfSection(const std::string& section);
+
+struct FeatureSpec {
+  std::string name;
+  std::string description;
+  bool required = false;  // the exporter cannot do its job without it
+  std::vector<std::string> needs;  // other features this one builds on
+};
+
+struct HookSpec {
+  std::string name;
+  std::string feature;
+  std::vector<std::string> programs;  // candidates, any order: they are tried by attach mode
+  bool optional = false;              // the feature works (partly) without this hook
+};
+
+struct BpfSpec {
+  std::string object_name;  // for messages
+  const void* elf = nullptr;
+  size_t elf_size = 0;
+  std::vector<FeatureSpec> features;
+  std::vector<HookSpec> hooks;
+  std::vector<std::string> disabled_features;  // switched off by configuration: never loaded
+  std::vector<std::string> lost_reasons;       // index -> name of the object's lost_events map
+  std::string btf_path;                        // empty: the kernel's own BTF
+
+  // Sets a `const volatile` global of the object before load.
+  template <typename T>
+  void SetConst(const std::string& name, const T& value) {
+    std::vector<uint8_t> bytes(sizeof(T));
+    std::memcpy(bytes.data(), &value, sizeof(T));
+    consts[name] = std::move(bytes);
+  }
+  std::map<std::string, std::vector<uint8_t>> consts;
+};
+
+struct HookResult {
+  std::string hook;
+  std::string feature;
+  std::string program;  // the attached program, empty if none
+  AttachMode mode = AttachMode::None;
+  bool optional = false;
+  std::string error;  // why the last candidate failed, when none attached
+  std::vector<std::pair<std::string, std::string>> rejected;  // program -> error, in the order tried
+};
+
+struct FeatureResult {
+  FeatureSpec spec;
+  bool enabled = true;  // false when disabled by configuration
+  bool available = false;
+};
+
+class BpfObject {
+ public:
+  // Throws RuntimeError if the object cannot be loaded at all (no BTF, no permission...).
+  explicit BpfObject(const BpfSpec& spec);
+  ~BpfObject();
+  BpfObject(const BpfObject&) = delete;
+  BpfObject& operator=(const BpfObject&) = delete;
+
+  const std::vector<HookResult>& hooks() const { return hooks_; }
+  const std::vector<FeatureResult>& features() const { return features_; }
+  const BpfSpec& spec() const { return spec_; }
+  bool FeatureAvailable(const std::string& feature) const;
+  const HookResult* Hook(const std::string& name) const;
+  // True if every required feature is available.
+  bool Usable() const;
+
+  bpf_object* object() const { return obj_; }
+  // fd of a map by name; throws RuntimeError if the object has no such map.
+  int MapFd(const std::string& name) const;
+
+  // Detaches every program and frees the object; safe to call twice.
+  void Close();
+
+ private:
+  bpf_object* Open() const;
+  bool HasHooks(const std::string& feature) const;
+  bool TryCandidate(const std::string& program, std::string* error) const;
+
+  BpfSpec spec_;
+  bpf_object* obj_ = nullptr;
+  std::vector<bpf_link*> links_;
+  std::vector<HookResult> hooks_;
+  std::vector<FeatureResult> features_;
+};
+
+// Number of arguments of a tracepoint's BTF prototype (btf_trace_<name>, without the leading
+// void *__data), or -1 if the kernel's BTF does not describe it. Used to pick between signatures.
+int TracepointArgCount(const std::string& tracepoint, const std::string& btf_path = "");
+
+// Mounts tracefs at /sys/kernel/tracing if nothing is there yet (classic tracepoints need it).
+void EnsureTracefs();
+
+}  // namespace scry

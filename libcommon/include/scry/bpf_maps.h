@@ -1,0 +1,35 @@
+// Reading BPF maps from user space at scrape time.
+#pragma once
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace scry {
+
+// Calls fn(key, value) for every entry of a hash map. Entries added or removed meanwhile may be missed.
+template <typename K, typename V, typename F>
+void ForEachEntry(int map_fd, F&& fn) {
+  K key{}, next{};
+  const K* prev = nullptr;
+  V value{};
+  while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
+    if (bpf_map_lookup_elem(map_fd, &next, &value) == 0) fn(next, value);
+    key = next;
+    prev = &key;
+  }
+}
+
+// Sum over CPUs of a u64 in a per-CPU array.
+inline uint64_t SumPerCpu(int map_fd, uint32_t index) {
+  int ncpus = libbpf_num_possible_cpus();
+  std::vector<uint64_t> values(ncpus > 0 ? ncpus : 1);
+  uint64_t sum = 0;
+  if (bpf_map_lookup_elem(map_fd, &index, values.data()) == 0)
+    for (uint64_t v : values) sum += v;
+  return sum;
+}
+
+}  // namespace scry

@@ -1,0 +1,292 @@
+#include "scry/bpf_loader.h"
+
+#include <bpf/btf.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <memory>
+
+#include "scry/errors.h"
+#include "scry/log.h"
+
+namespace scry {
+namespace {
+
+int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof(buf), format, args);
+  std::string msg(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  // libbpf explains every candidate the loader rejects; those are expected, so keep them at debug.
+  log::Debug("libbpf", {{"detail", msg}});
+  return 0;
+}
+
+struct ObjectCloser {
+  void operator()(bpf_object* obj) const { bpf_object__close(obj); }
+};
+using ObjectPtr = std::unique_ptr<bpf_object, ObjectCloser>;
+
+std::string ErrorText(int err) {
+  err = err < 0 ? -err : err;
+  return std::string(strerrorname_np(err) ? strerrorname_np(err) : "error") + ": " + std::strerror(err);
+}
+
+// Writes the spec's `const volatile` values into the object's .rodata before load.
+void ApplyConsts(bpf_object* obj, const BpfSpec& spec) {
+  if (spec.consts.empty()) return;
+  const struct btf* btf = bpf_object__btf(obj);
+  bpf_map* rodata = nullptr;
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    std::string name = bpf_map__name(map);
+    if (bpf_map__is_internal(map) && name.size() >= 7 && name.compare(name.size() - 7, 7, ".rodata") == 0)
+      rodata = map;
+  }
+  int sec_id = btf ? btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC) : -1;
+  if (!rodata || sec_id < 0) throw RuntimeError(spec.object_name + ": BPF object has no .rodata to configure");
+  size_t size = 0;
+  const auto* initial = static_cast<const uint8_t*>(bpf_map__initial_value(rodata, &size));
+  std::vector<uint8_t> data(initial, initial + size);
+  const struct btf_type* sec = btf__type_by_id(btf, sec_id);
+  std::map<std::string, bool> applied;
+  const struct btf_var_secinfo* info = btf_var_secinfos(sec);
+  for (int i = 0; i < btf_vlen(sec); i++, info++) {
+    const struct btf_type* var = btf__type_by_id(btf, info->type);
+    std::string name = btf__name_by_offset(btf, var->name_off);
+    auto it = spec.consts.find(name);
+    if (it == spec.consts.end()) continue;
+    if (it->second.size() != info->size || info->offset + info->size > size)
+      throw RuntimeError(spec.object_name + ": size mismatch setting " + name);
+    std::memcpy(data.data() + info->offset, it->second.data(), info->size);
+    applied[name] = true;
+  }
+  for (const auto& [name, bytes] : spec.consts)
+    if (!applied.count(name)) throw RuntimeError(spec.object_name + ": no const volatile variable " + name);
+  if (bpf_map__set_initial_value(rodata, data.data(), data.size()) != 0)
+    throw RuntimeError(spec.object_name + ": cannot set .rodata");
+}
+
+}  // namespace
+
+const char* AttachModeName(AttachMode mode) {
+  switch (mode) {
+    case AttachMode::TpBtf: return "tp_btf";
+    case AttachMode::RawTp: return "raw_tp";
+    case AttachMode::Tracepoint: return "tracepoint";
+    case AttachMode::Fentry: return "fentry";
+    case AttachMode::Kprobe: return "kprobe";
+    case AttachMode::None: return "none";
+  }
+  return "none";
+}
+
+AttachMode AttachModeOfSection(const std::string& section) {
+  auto prefix = section.substr(0, section.find('/'));
+  if (prefix == "tp_btf") return AttachMode::TpBtf;
+  if (prefix == "raw_tp" || prefix == "raw_tracepoint") return AttachMode::RawTp;
+  if (prefix == "tracepoint" || prefix == "tp") return AttachMode::Tracepoint;
+  if (prefix == "fentry" || prefix == "fexit") return AttachMode::Fentry;
+  if (prefix == "kprobe" || prefix == "kretprobe") return AttachMode::Kprobe;
+  return AttachMode::None;
+}
+
+BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
+  libbpf_set_print(LibbpfPrint);
+  EnsureTracefs();
+
+  for (const auto& f : spec_.features) {
+    bool enabled = std::find(spec_.disabled_features.begin(), spec_.disabled_features.end(), f.name) ==
+                   spec_.disabled_features.end();
+    features_.push_back({f, enabled, false});
+  }
+  auto feature_enabled = [&](const std::string& name) {
+    for (const auto& f : features_)
+      if (f.spec.name == name) return f.enabled;
+    throw RuntimeError(spec_.object_name + ": hook names unknown feature " + name);
+  };
+
+  // Probe every hook's candidates in attach-mode order, each in a throwaway object.
+  bool permission_denied = false;
+  ObjectPtr sections(Open());
+  for (const auto& hook : spec_.hooks) {
+    HookResult result{hook.name, hook.feature, "", AttachMode::None, hook.optional, "", {}};
+    if (!feature_enabled(hook.feature)) {
+      hooks_.push_back(result);
+      continue;
+    }
+    std::vector<std::pair<AttachMode, std::string>> candidates;
+    for (const auto& prog_name : hook.programs) {
+      bpf_program* prog = bpf_object__find_program_by_name(sections.get(), prog_name.c_str());
+      if (!prog) throw RuntimeError(spec_.object_name + ": no BPF program named " + prog_name);
+      candidates.emplace_back(AttachModeOfSection(bpf_program__section_name(prog)), prog_name);
+    }
+    std::stable_sort(candidates.begin(), candidates.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [mode, prog_name] : candidates) {
+      std::string error;
+      if (TryCandidate(prog_name, &error)) {
+        result.program = prog_name;
+        result.mode = mode;
+        break;
+      }
+      if (error.rfind("EPERM", 0) == 0 || error.rfind("EACCES", 0) == 0) permission_denied = true;
+      result.rejected.emplace_back(prog_name, error);
+      result.error = error;
+    }
+    hooks_.push_back(result);
+  }
+  sections.reset();
+
+  bool any_attached = std::any_of(hooks_.begin(), hooks_.end(), [](const auto& h) { return !h.program.empty(); });
+  if (!any_attached && permission_denied)
+    throw RuntimeError("cannot load BPF programs: permission denied (run as root, or with CAP_BPF and CAP_PERFMON)");
+
+  // The real object: only the winners load.
+  obj_ = Open();
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj_) bpf_program__set_autoload(prog, false);
+  for (const auto& h : hooks_)
+    if (!h.program.empty())
+      bpf_program__set_autoload(bpf_object__find_program_by_name(obj_, h.program.c_str()), true);
+  if (int err = bpf_object__load(obj_)) {
+    Close();
+    throw RuntimeError(spec_.object_name + ": cannot load BPF object: " + ErrorText(err));
+  }
+  for (auto& h : hooks_) {
+    if (h.program.empty()) continue;
+    bpf_link* link = bpf_program__attach(bpf_object__find_program_by_name(obj_, h.program.c_str()));
+    if (!link) {
+      h.error = ErrorText(errno);
+      h.rejected.emplace_back(h.program, h.error);
+      h.program.clear();
+      h.mode = AttachMode::None;
+      continue;
+    }
+    links_.push_back(link);
+  }
+
+  for (auto& f : features_) {
+    if (!f.enabled) continue;
+    bool all_required = true, any = false;
+    for (const auto& h : hooks_) {
+      if (h.feature != f.spec.name) continue;
+      if (h.mode != AttachMode::None) any = true;
+      else if (!h.optional) all_required = false;
+    }
+    f.available = all_required && (any || !HasHooks(f.spec.name));
+  }
+  for (auto& f : features_) {
+    for (const auto& need : f.spec.needs) f.available = f.available && FeatureAvailable(need);
+    if (f.enabled && !f.available)
+      log::Warn("feature unavailable on this kernel (see --check)",
+                {{"exporter", spec_.object_name}, {"feature", f.spec.name}});
+  }
+}
+
+BpfObject::~BpfObject() { Close(); }
+
+void BpfObject::Close() {
+  for (bpf_link* link : links_) bpf_link__destroy(link);
+  links_.clear();
+  if (obj_) bpf_object__close(obj_);
+  obj_ = nullptr;
+}
+
+bpf_object* BpfObject::Open() const {
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = spec_.object_name.c_str(),
+              .btf_custom_path = spec_.btf_path.empty() ? nullptr : spec_.btf_path.c_str());
+  bpf_object* obj = bpf_object__open_mem(spec_.elf, spec_.elf_size, &opts);
+  if (!obj) throw RuntimeError(spec_.object_name + ": cannot open BPF object: " + ErrorText(errno));
+  try {
+    ApplyConsts(obj, spec_);
+  } catch (...) {
+    bpf_object__close(obj);
+    throw;
+  }
+  return obj;
+}
+
+bool BpfObject::TryCandidate(const std::string& program, std::string* error) const {
+  ObjectPtr obj(Open());
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj.get()) bpf_program__set_autoload(prog, false);
+  prog = bpf_object__find_program_by_name(obj.get(), program.c_str());
+  bpf_program__set_autoload(prog, true);
+  // The probe needs the maps to exist, not to hold anything.
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj.get()) {
+    auto type = bpf_map__type(map);
+    if (!bpf_map__is_internal(map) && type != BPF_MAP_TYPE_RINGBUF && type != BPF_MAP_TYPE_PERF_EVENT_ARRAY)
+      bpf_map__set_max_entries(map, 1);
+  }
+  if (int err = bpf_object__load(obj.get())) {
+    *error = ErrorText(err);
+    return false;
+  }
+  bpf_link* link = bpf_program__attach(prog);
+  if (!link) {
+    *error = ErrorText(errno);
+    return false;
+  }
+  bpf_link__destroy(link);
+  return true;
+}
+
+bool BpfObject::HasHooks(const std::string& feature) const {
+  return std::any_of(hooks_.begin(), hooks_.end(), [&](const auto& h) { return h.feature == feature; });
+}
+
+bool BpfObject::FeatureAvailable(const std::string& feature) const {
+  for (const auto& f : features_)
+    if (f.spec.name == feature) return f.enabled && f.available;
+  return false;
+}
+
+const HookResult* BpfObject::Hook(const std::string& name) const {
+  for (const auto& h : hooks_)
+    if (h.hook == name) return &h;
+  return nullptr;
+}
+
+bool BpfObject::Usable() const {
+  return std::all_of(features_.begin(), features_.end(),
+                     [](const auto& f) { return !f.spec.required || f.available; });
+}
+
+int BpfObject::MapFd(const std::string& name) const {
+  bpf_map* map = obj_ ? bpf_object__find_map_by_name(obj_, name.c_str()) : nullptr;
+  if (!map) throw RuntimeError(spec_.object_name + ": no BPF map named " + name);
+  return bpf_map__fd(map);
+}
+
+int TracepointArgCount(const std::string& tracepoint, const std::string& btf_path) {
+  struct btf* btf = btf_path.empty() ? btf__load_vmlinux_btf() : btf__parse(btf_path.c_str(), nullptr);
+  if (!btf) return -1;
+  int count = -1;
+  int id = btf__find_by_name_kind(btf, ("btf_trace_" + tracepoint).c_str(), BTF_KIND_TYPEDEF);
+  if (id > 0) {
+    const struct btf_type* t = btf__type_by_id(btf, id);
+    t = btf__type_by_id(btf, t->type);  // pointer
+    if (t && btf_is_ptr(t)) t = btf__type_by_id(btf, t->type);
+    if (t && btf_is_func_proto(t)) count = btf_vlen(t) - 1;  // minus void *__data
+  }
+  btf__free(btf);
+  return count;
+}
+
+void EnsureTracefs() {
+  struct stat st;
+  if (stat("/sys/kernel/tracing/events", &st) == 0 || stat("/sys/kernel/debug/tracing/events", &st) == 0) return;
+  if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, nullptr) == 0)
+    log::Info("mounted tracefs at /sys/kernel/tracing for classic tracepoints");
+  else
+    log::Debug("tracefs is not mounted and could not be", {{"error", ErrorText(errno)}});
+}
+
+}  // namespace scry

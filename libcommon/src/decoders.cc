@@ -1,0 +1,48 @@
+#include "scry/decoders.h"
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace scry {
+
+DiskNames::DiskNames(std::string diskstats_path) : path_(std::move(diskstats_path)) {}
+
+std::map<std::pair<uint32_t, uint32_t>, std::string> DiskNames::Parse(const std::string& content) {
+  std::map<std::pair<uint32_t, uint32_t>, std::string> names;
+  std::istringstream in(content);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    uint32_t major, minor;
+    std::string name;
+    if (fields >> major >> minor >> name) names[{major, minor}] = name;
+  }
+  return names;
+}
+
+void DiskNames::Reload() {
+  std::ifstream in(path_);
+  std::stringstream content;
+  content << in.rdbuf();
+  names_ = Parse(content.str());
+}
+
+std::string DiskNames::Name(uint32_t major, uint32_t minor) {
+  std::lock_guard lock(mutex_);
+  auto it = names_.find({major, minor});
+  if (it == names_.end()) {  // a disk that appeared since the last look
+    Reload();
+    it = names_.find({major, minor});
+  }
+  if (it != names_.end()) return it->second;
+  return std::to_string(major) + ":" + std::to_string(minor);
+}
+
+std::string ErrnoName(int error) {
+  if (error < 0) error = -error;
+  const char* name = strerrorname_np(error);
+  return name ? name : "errno_" + std::to_string(error);
+}
+
+}  // namespace scry

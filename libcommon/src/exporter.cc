@@ -1,0 +1,243 @@
+#include "scry/exporter.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "scry/errors.h"
+#include "scry/http_server.h"
+#include "scry/lifecycle.h"
+#include "scry/log.h"
+#include "scry/self_metrics.h"
+#include "scry/version.h"
+
+extern char** environ;
+
+namespace po = boost::program_options;
+
+namespace scry {
+namespace {
+
+po::options_description CommonDescription(const ExporterInfo& info) {
+  po::options_description desc("Common options");
+  desc.add_options()
+    ("help,h", po::bool_switch(), "Show this help and exit.")
+    ("version", po::bool_switch(), "Show the version and exit.")
+    ("web.listen-address", po::value<std::string>()->default_value(":" + std::to_string(info.default_port)),
+     "Address to serve /metrics on: host:port, :port or [ipv6]:port.")
+    ("web.config.file", po::value<std::string>()->default_value(""),
+     "Web config file (node_exporter format) for TLS and basic auth.")
+    ("log.level", po::value<std::string>()->default_value("info"), "Log level: debug, info, warn, error.")
+    ("log.format", po::value<std::string>()->default_value("logfmt"), "Log format: logfmt or json.")
+    ("config.file", po::value<std::string>(),
+     "INI-style file of option = value lines, with the names of these options.")
+    ("check", po::bool_switch(),
+     "Load and attach everything, print each hook's attach mode, and exit: 0 if the exporter can do its job.")
+    ("bpf.stats", po::bool_switch(),
+     "Turn on the kernel's BPF run-time stats while running (needs CAP_SYS_ADMIN) and export them.")
+    ("btf-path", po::value<std::string>()->default_value(""),
+     "Kernel BTF file for kernels without /sys/kernel/btf/vmlinux.");
+  return desc;
+}
+
+std::map<std::string, std::string> Environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; e++) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+std::string LandingPage(const ExporterInfo& info) {
+  return "<!DOCTYPE html>\n<html><head><title>scry-" + info.name + "</title></head><body>\n<h1>scry-" + info.name +
+         "</h1>\n<p>" + info.description + "</p>\n<p>Version " + std::string(kVersion) + " (" + kRevision +
+         ")</p>\n<p><a href=\"/metrics\">Metrics</a></p>\n</body></html>\n";
+}
+
+}  // namespace
+
+std::string EnvName(const std::string& exporter, const std::string& option) {
+  std::string name = "SCRY_" + exporter + "_" + option;
+  for (char& c : name) c = (c == '.' || c == '-') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+CommonOptions ParseOptions(const ExporterInfo& info, Exporter& exporter, int argc, const char* const argv[],
+                           const std::map<std::string, std::string>& env, po::variables_map& vm,
+                           std::string* help_text) {
+  po::options_description all = CommonDescription(info);
+  po::options_description own("scry-" + info.name + " options");
+  exporter.AddOptions(own);
+  all.add(own);
+  if (help_text) {
+    std::ostringstream out;
+    out << "Usage: scry-" << info.name << " [options]\n" << info.description << "\n\n" << all << "\n"
+        << "Every option can also be set in the environment as " << EnvName(info.name, "<option>")
+        << " (e.g. " << EnvName(info.name, "web.listen-address") << ") or in --config.file;\n"
+        << "the command line wins over the environment, which wins over the file.\n";
+    *help_text = out.str();
+  }
+
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+
+    std::map<std::string, std::string> env_to_option;
+    for (const auto& opt : all.options()) env_to_option[EnvName(info.name, opt->long_name())] = opt->long_name();
+    po::parsed_options from_env(&all);
+    for (const auto& [key, value] : env) {
+      auto it = env_to_option.find(key);
+      if (it == env_to_option.end() || it->second == "config.file") continue;
+      from_env.options.emplace_back(it->second, std::vector<std::string>{value});
+    }
+    po::store(from_env, vm);
+
+    if (vm.count("config.file")) {
+      const auto& path = vm["config.file"].as<std::string>();
+      std::ifstream file(path);
+      if (!file) throw UsageError("cannot read config file " + path);
+      po::store(po::parse_config_file(file, all), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(std::string(e.what()) + " (see --help)");
+  }
+
+  CommonOptions o;
+  o.help = vm["help"].as<bool>();
+  o.version = vm["version"].as<bool>();
+  o.listen_address = vm["web.listen-address"].as<std::string>();
+  o.web_config_file = vm["web.config.file"].as<std::string>();
+  o.log_level = vm["log.level"].as<std::string>();
+  o.log_format = vm["log.format"].as<std::string>();
+  o.btf_path = vm["btf-path"].as<std::string>();
+  o.check = vm["check"].as<bool>();
+  o.bpf_stats = vm["bpf.stats"].as<bool>();
+  try {
+    log::ParseLevel(o.log_level);
+    log::ParseFormat(o.log_format);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  return o;
+}
+
+std::string CheckReport(const ExporterInfo& info, const BpfObject& bpf) {
+  std::ostringstream out;
+  out << "scry-" << info.name << " " << kVersion << " on " << (bpf.Usable() ? "this kernel: usable" : "this kernel: NOT usable")
+      << "\n";
+  char line[256];
+  std::snprintf(line, sizeof(line), "%-22s %-12s %-16s %-11s %s\n", "FEATURE", "STATE", "HOOK", "MODE", "PROGRAM");
+  out << line;
+  for (const auto& f : bpf.features()) {
+    std::string state = !f.enabled ? "disabled" : f.available ? "available" : "unavailable";
+    bool any_hook = false;
+    for (const auto& h : bpf.hooks()) {
+      if (h.feature != f.spec.name) continue;
+      any_hook = true;
+      std::string program = h.program.empty() ? "-" : h.program;
+      if (f.enabled && h.mode == AttachMode::None) {
+        program += "  (" + std::string(h.optional ? "optional; " : "");
+        for (size_t i = 0; i < h.rejected.size(); i++)
+          program += (i ? ", " : "") + h.rejected[i].first + ": " + h.rejected[i].second.substr(0, h.rejected[i].second.find(':'));
+        program += ")";
+      }
+      std::snprintf(line, sizeof(line), "%-22s %-12s %-16s %-11s %s\n", f.spec.name.c_str(), state.c_str(),
+                    h.hook.c_str(), f.enabled ? AttachModeName(h.mode) : "-", program.c_str());
+      out << line;
+    }
+    if (!any_hook) {
+      std::snprintf(line, sizeof(line), "%-22s %-12s %-16s %-11s %s\n", f.spec.name.c_str(), state.c_str(), "-",
+                    "-", "-");
+      out << line;
+    }
+  }
+  return out.str();
+}
+
+int RunExporter(const ExporterInfo& info, Exporter& exporter, int argc, char** argv) {
+  const std::string binary = "scry-" + info.name;
+  po::variables_map vm;
+  CommonOptions opts;
+  std::string help;
+  WebConfig web_config;
+  BpfSpec spec;
+  try {
+    opts = ParseOptions(info, exporter, argc, argv, Environment(), vm, &help);
+    if (opts.help) {
+      std::cout << help;
+      return kExitOk;
+    }
+    if (opts.version) {
+      std::cout << binary << " " << kVersion << " (revision " << kRevision << ", libbpf " << LibbpfVersion()
+                << ")\n";
+      return kExitOk;
+    }
+    log::Configure(log::ParseLevel(opts.log_level), log::ParseFormat(opts.log_format));
+    web_config = LoadWebConfig(opts.web_config_file);
+    CivetListeningPort(opts.listen_address, web_config.tls());  // validate early
+    spec = exporter.MakeBpfSpec(vm);
+    spec.btf_path = opts.btf_path;
+  } catch (const UsageError& e) {
+    std::cerr << binary << ": " << e.what() << "\n";
+    return kExitUsage;
+  }
+
+  try {
+    BpfStatsGuard stats;
+    if (opts.bpf_stats && !opts.check) stats.Enable();
+    if (!opts.btf_path.empty() && access(opts.btf_path.c_str(), R_OK) != 0)
+      throw UsageError("cannot read BTF file " + opts.btf_path);
+
+    BpfObject bpf(spec);
+    if (opts.check) {
+      std::cout << CheckReport(info, bpf);
+      return bpf.Usable() ? kExitOk : kExitRuntime;
+    }
+    if (!bpf.Usable()) {
+      for (const auto& f : bpf.features())
+        if (f.spec.required && !f.available)
+          throw RuntimeError("the kernel gives none of the hooks of required feature " + f.spec.name +
+                             " (run --check for details)");
+    }
+    for (const auto& h : bpf.hooks())
+      if (h.mode != AttachMode::None)
+        log::Info("attached", {{"hook", h.hook}, {"program", h.program}, {"mode", AttachModeName(h.mode)}});
+
+    std::vector<std::shared_ptr<TimedCollectable>> timed;
+    for (auto& [name, collector] : exporter.MakeCollectors(bpf, vm))
+      timed.push_back(std::make_shared<TimedCollectable>(name, collector));
+    auto self = std::make_shared<SelfMetrics>(info.name, bpf, stats.enabled() || KernelBpfStatsEnabled(), timed);
+
+    BlockStopSignals();  // before the server's threads start, so they inherit the mask
+    HttpServer server(opts.listen_address, web_config, LandingPage(info));
+    for (const auto& t : timed) server.Register(t);
+    server.Register(self);
+
+    auto kept = KeepOnlyCapabilities({"cap_bpf", "cap_perfmon"});
+    std::string kept_list;
+    for (const auto& k : kept) kept_list += (kept_list.empty() ? "" : ",") + k;
+    log::Info("listening", {{"address", opts.listen_address},
+                            {"tls", web_config.tls() ? "true" : "false"},
+                            {"capabilities", kept_list.empty() ? "none" : kept_list}});
+    SdNotify("READY=1");
+    int sig = WaitForStopSignal();
+    SdNotify("STOPPING=1");
+    log::Info("stopping", {{"signal", strsignal(sig)}});
+    return kExitOk;
+  } catch (const UsageError& e) {
+    std::cerr << binary << ": " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    log::Error(e.what());
+    return kExitRuntime;
+  }
+}
+
+}  // namespace scry

@@ -1,0 +1,176 @@
+"""Helpers shared by the integration tests: run an exporter, scrape and parse /metrics, make loop devices."""
+import contextlib
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+BIN_DIR = os.environ.get("SCRY_BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
+
+
+def require_root(testcase):
+    """Integration tests need root for BPF; under CI=true not having it is a failure, not a skip."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            testcase.fail("BPF integration tests must run as root under CI=true")
+        testcase.skipTest("needs root")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text format -> {(name, frozenset(labels.items())): value}."""
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            raise ValueError("unparsable metrics line: %r" % line)
+        labels = frozenset(_LABEL.findall(m.group(3) or ""))
+        samples[(m.group(1), labels)] = float(m.group(4))
+    return samples
+
+
+class Metrics:
+    def __init__(self, text):
+        self.text = text
+        self.samples = parse_metrics(text)
+
+    def get(self, name, default=None, **labels):
+        """The one sample of name whose labels include the given ones; default if none."""
+        want = set(labels.items())
+        found = [v for (n, ls), v in self.samples.items() if n == name and want <= set(ls)]
+        if len(found) > 1:
+            raise AssertionError("%s%s matches %d series" % (name, labels, len(found)))
+        return found[0] if found else default
+
+    def series(self, name):
+        return {ls: v for (n, ls), v in self.samples.items() if n == name}
+
+    def has(self, name):
+        return any(n == name for (n, _) in self.samples)
+
+
+def bucket_le(value):
+    """The le label string prometheus-cpp prints for a bucket bound."""
+    if math.isinf(value):
+        return "+Inf"
+    return "%.16g" % value
+
+
+class Exporter:
+    """Runs bin/scry-<name> on a free loopback port until stopped."""
+
+    def __init__(self, name, *args, env=None):
+        self.name = name
+        self.port = free_port()
+        self.binary = os.path.join(BIN_DIR, "scry-" + name)
+        self.args = ["--web.listen-address=127.0.0.1:%d" % self.port, *args]
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+        self.stderr = tempfile.TemporaryFile()
+
+    def __enter__(self):
+        self.proc = subprocess.Popen([self.binary, *self.args], env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=self.stderr)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("scry-%s exited with %d: %s" % (self.name, self.proc.returncode, self.log()))
+            try:
+                self.scrape()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("scry-%s did not serve /metrics within 60 s: %s" % (self.name, self.log()))
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def log(self):
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
+    def url(self, path="/metrics"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def scrape_text(self):
+        with urllib.request.urlopen(self.url(), timeout=10) as r:
+            return r.read().decode()
+
+    def scrape(self):
+        return Metrics(self.scrape_text())
+
+
+def run(*cmd, **kw):
+    return subprocess.run(list(cmd), check=True, capture_output=True, text=True, timeout=120, **kw)
+
+
+@contextlib.contextmanager
+def loop_device(backing_file, size_bytes, direct_io=False):
+    """A loop device on a sparse backing file; yields its name (loopN)."""
+    with open(backing_file, "wb") as f:
+        f.truncate(size_bytes)
+    args = ["losetup", "--find", "--show"]
+    if direct_io:
+        args.append("--direct-io=on")
+    dev = run(*args, backing_file).stdout.strip()
+    try:
+        yield os.path.basename(dev)
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
+
+
+@contextlib.contextmanager
+def tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    run("mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", path], check=False)
+
+
+def direct_io(device, op, count, size, offset=0):
+    """count O_DIRECT reads or writes of size bytes at consecutive offsets; returns the errors (errno list)."""
+    import mmap
+    buf = mmap.mmap(-1, size)
+    buf.write(b"\x5a" * size)
+    fd = os.open("/dev/" + device, (os.O_RDONLY if op == "read" else os.O_WRONLY) | os.O_DIRECT)
+    errors = []
+    try:
+        for i in range(count):
+            try:
+                if op == "read":
+                    os.preadv(fd, [buf], offset + i * size)
+                else:
+                    os.pwritev(fd, [buf], offset + i * size)
+            except OSError as e:
+                errors.append(e.errno)
+    finally:
+        os.close(fd)
+    return errors
