@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+"""Runs the real scry-block inside an offline emulation of the sandbox of systemd/scry-block.service.
+
+systemd is not PID 1 on the build machines, so the unit cannot be started for real. This test reads the
+unit's [Service] settings and reproduces the ones that decide whether the exporter can work:
+
+  user and capabilities  DynamicUser= (a free uid/gid in systemd's dynamic range), AmbientCapabilities=,
+                         CapabilityBoundingSet=, NoNewPrivileges= (util-linux setpriv)
+  mount namespace        ProtectSystem=strict (every mount read-only but /dev, /proc, /sys),
+                         ProtectHome=yes, PrivateTmp=, PrivateDevices= (a minimal /dev),
+                         ProtectKernelTunables= (/sys and /proc/sys... read-only, /proc/kallsyms and
+                         /proc/kcore inaccessible), ProtectControlGroups=, ProtectKernelLogs=,
+                         ProtectProc=invisible (a proc mount with hidepid=invisible)
+  seccomp (libseccomp)   SystemCallFilter= (groups expanded by systemd-analyze syscall-filter, ~ lines
+                         removing), SystemCallErrorNumber=, SystemCallArchitectures=native,
+                         RestrictAddressFamilies=, MemoryDenyWriteExecute=
+  process                UMask=, LimitMEMLOCK=, Type=notify (NOTIFY_SOCKET)
+
+Not emulated: RestrictNamespaces=, RestrictRealtime=, RestrictSUIDSGID=, LockPersonality=,
+ProtectClock=, ProtectHostname=, KeyringMode=, RemoveIPC=, DevicePolicy=, MemoryMax=, TasksMax=.
+
+Asserts, inside the emulated sandbox:
+  - `scry-block --check` exits 0 and attaches every hook in the same mode as when run as root without
+    a sandbox;
+  - the exporter started as the unit starts it sends READY=1, serves /metrics with the same features
+    available as as root, counts real I/O, sends STOPPING=1 on SIGTERM and exits 0;
+  - tracefs event ids (needed by the classic-tracepoint attach mode) are readable;
+and, as negative controls showing that the emulation really restricts: without CAP_BPF, or with bpf(2)
+removed from the syscall allow list, --check fails; without CAP_DAC_READ_SEARCH tracefs is unreadable.
+
+Exit: 0 pass, 1 fail, 77 skip (not root, no binary, missing tools); under CI=true a skip is a failure.
+"""
+import argparse
+import ctypes
+import json
+import os
+import pwd
+import grp
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+SKIP = 77
+CMD_TIMEOUT = 60
+PREFIX = "scry-e2e-unit-"
+SANDBOX_READY = "sandbox: set up, exec setpriv"
+failures = []
+
+
+class Skip(Exception):
+    pass
+
+
+class Deadline(Exception):
+    pass
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def check(cond, msg):
+    if not cond:
+        failures.append(msg)
+        log(f"FAIL {msg}")
+    else:
+        log(f"ok   {msg}")
+    return cond
+
+
+# --- the unit ------------------------------------------------------------------------------------
+
+def parse_unit(path):
+    """[Service] settings: name -> list of values in order (empty assignments reset the list)."""
+    settings, section = {}, None
+    lines = open(path).read().replace("\\\n", " ").splitlines()
+    for line in lines:
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        if section != "Service" or "=" not in line:
+            continue
+        key, value = (s.strip() for s in line.split("=", 1))
+        if value == "":
+            settings[key] = []
+        else:
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def yes(settings, key):
+    v = settings.get(key, ["no"])[-1].lower()
+    return v in ("yes", "true", "on", "1", "strict", "full", "invisible")
+
+
+def expand_syscalls(names, cache={}):
+    """Expands @groups into syscall names with systemd-analyze syscall-filter."""
+    out = set()
+    for n in names:
+        if not n.startswith("@"):
+            out.add(n)
+            continue
+        if n not in cache:
+            r = subprocess.run(["systemd-analyze", "syscall-filter", n], capture_output=True, text=True,
+                               timeout=CMD_TIMEOUT)
+            if r.returncode:
+                raise RuntimeError(f"systemd-analyze syscall-filter {n}: {r.stderr}")
+            members = []
+            for line in r.stdout.splitlines()[1:]:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    members.append(line.split()[0])
+            cache[n] = expand_syscalls(members)
+        out |= cache[n]
+    return out
+
+
+def capabilities(values):
+    caps = set()
+    for v in values:
+        for c in v.split():
+            caps.add(c.lower().removeprefix("cap_"))
+    return caps
+
+
+def make_plan(settings, binary, args, run_dir, uid, gid):
+    # systemd: the first SystemCallFilter= line decides allow list or deny list (~); later lines add to
+    # it, or with the opposite sense take away from it.
+    allow = None
+    for v in settings.get("SystemCallFilter", []):
+        invert = v.startswith("~")
+        names = expand_syscalls(v.lstrip("~").split())
+        if allow is None:
+            if invert:
+                raise Skip("SystemCallFilter= as a deny list is not emulated")
+            allow = set(names)
+        elif invert:
+            allow -= names
+        else:
+            allow |= names
+    errno_name = settings.get("SystemCallErrorNumber", ["EPERM"])[-1]
+    families = []
+    for v in settings.get("RestrictAddressFamilies", []):
+        families += v.split()
+    memlock = settings.get("LimitMEMLOCK", [None])[-1]
+    return {
+        "binary": binary, "args": args, "run_dir": run_dir, "uid": uid, "gid": gid,
+        "ambient": sorted(capabilities(settings.get("AmbientCapabilities", []))),
+        "bounding": sorted(capabilities(settings.get("CapabilityBoundingSet", []))),
+        "no_new_privs": yes(settings, "NoNewPrivileges"),
+        "syscalls": sorted(allow) if allow is not None else None,
+        "syscall_errno": errno_name,
+        "families": families,
+        "mdwe": yes(settings, "MemoryDenyWriteExecute"),
+        "protect_system": settings.get("ProtectSystem", ["no"])[-1],
+        "protect_home": yes(settings, "ProtectHome"),
+        "private_tmp": yes(settings, "PrivateTmp"),
+        "private_devices": yes(settings, "PrivateDevices"),
+        "protect_kernel_tunables": yes(settings, "ProtectKernelTunables"),
+        "protect_control_groups": yes(settings, "ProtectControlGroups"),
+        "protect_kernel_logs": yes(settings, "ProtectKernelLogs"),
+        "protect_proc": settings.get("ProtectProc", ["default"])[-1],
+        "umask": int(settings.get("UMask", ["0022"])[-1], 8),
+        "memlock": memlock,
+    }
+
+
+# --- the sandboxed child (runs as root in a new mount namespace, then execs setpriv) ---------------
+
+def sh(*cmd, ok_fail=False):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    if r.returncode and not ok_fail:
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
+    return r.returncode == 0
+
+
+def mountpoints():
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            out.append(re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1), 8)), mp))
+    return out
+
+
+def under(path, roots):
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def sizes(value):
+    m = re.fullmatch(r"(\d+)([KMGT]?)", value or "")
+    if not m:
+        return resource.RLIM_INFINITY
+    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2)]
+
+
+def sandbox_child(plan_path):
+    plan = json.load(open(plan_path))
+    run_dir = plan["run_dir"]
+    sh("mount", "--make-rprivate", "/")
+
+    # A file and a directory nobody can use, like /run/systemd/inaccessible/{reg,dir}.
+    inacc_file = os.path.join(run_dir, "inaccessible-file")
+    inacc_dir = os.path.join(run_dir, "inaccessible-dir")
+    open(inacc_file, "w").close()
+    os.chmod(inacc_file, 0)
+    os.mkdir(inacc_dir, 0)
+
+    if plan["private_devices"]:
+        stage = os.path.join(run_dir, "dev")
+        os.mkdir(stage)
+        sh("mount", "-t", "tmpfs", "-o", "mode=0755,nosuid,noexec", "tmpfs", stage)
+        for node in ("null", "zero", "full", "random", "urandom", "tty"):
+            if os.path.exists(f"/dev/{node}"):
+                open(os.path.join(stage, node), "w").close()
+                sh("mount", "--bind", f"/dev/{node}", os.path.join(stage, node))
+        os.mkdir(os.path.join(stage, "shm"))
+        sh("mount", "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", os.path.join(stage, "shm"))
+        for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+            os.symlink(target, os.path.join(stage, name))
+        sh("mount", "--move", stage, "/dev")
+
+    if plan["protect_proc"] in ("invisible", "noaccess", "ptraceable"):
+        sh("mount", "-t", "proc", "-o", f"hidepid={plan['protect_proc']},nosuid,nodev,noexec", "proc", "/proc")
+
+    api = ["/dev", "/proc", "/sys"]
+    if plan["protect_system"] == "strict":
+        for mp in mountpoints():
+            if not under(mp, api):
+                sh("mount", "-o", "remount,bind,ro", mp, ok_fail=(mp != "/"))
+    if plan["protect_kernel_tunables"]:
+        for p in ("/proc/acpi", "/proc/apm", "/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq",
+                  "/proc/latency_stats", "/proc/mtrr", "/proc/scsi", "/proc/sys", "/proc/sysrq-trigger",
+                  "/proc/timer_stats"):
+            if os.path.exists(p):
+                sh("mount", "--bind", p, p)
+                sh("mount", "-o", "remount,bind,ro", p)
+        for p in ("/proc/kallsyms", "/proc/kcore"):
+            if os.path.exists(p):
+                sh("mount", "--bind", inacc_file, p)
+        for mp in mountpoints():
+            if under(mp, ["/sys"]):
+                sh("mount", "-o", "remount,bind,ro", mp, ok_fail=True)
+    if plan["protect_control_groups"]:
+        for mp in mountpoints():
+            if under(mp, ["/sys/fs/cgroup"]):
+                sh("mount", "-o", "remount,bind,ro", mp, ok_fail=True)
+    if plan["protect_kernel_logs"] and os.path.exists("/proc/kmsg"):
+        sh("mount", "--bind", inacc_file, "/proc/kmsg")
+    if plan["protect_home"]:
+        for p in ("/home", "/root", "/run/user"):
+            if os.path.isdir(p):
+                sh("mount", "--bind", inacc_dir, p)
+                sh("mount", "-o", "remount,bind,ro", p)
+    if plan["private_tmp"]:
+        for p in ("/tmp", "/var/tmp"):
+            if os.path.isdir(p):
+                sh("mount", "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", p)
+
+    os.umask(plan["umask"])
+    if plan["memlock"]:
+        v = sizes(plan["memlock"])
+        _, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+        if hard != resource.RLIM_INFINITY and (v == resource.RLIM_INFINITY or v > hard):
+            # Raising needs CAP_SYS_RESOURCE, which this machine's root may lack; systemd (PID 1) has it.
+            print(f"sandbox: LimitMEMLOCK={plan['memlock']} above the hard limit {hard}: using {hard}",
+                  file=sys.stderr, flush=True)
+            v = hard
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (v, v))
+
+    cmd = ["setpriv", f"--reuid={plan['uid']}", f"--regid={plan['gid']}", "--clear-groups",
+           "--inh-caps=" + ",".join(["-all"] + ["+" + c for c in plan["ambient"]]),
+           "--ambient-caps=" + ",".join(["-all"] + ["+" + c for c in plan["ambient"]]),
+           "--bounding-set=" + ",".join(["-all"] + ["+" + c for c in plan["bounding"]])]
+    if plan["no_new_privs"]:
+        cmd.append("--no-new-privs")
+    cmd += ["--", plan["binary"], *plan["args"]]
+
+    install_seccomp(plan)  # last: setpriv and the exporter both run under it, as under systemd
+    print(SANDBOX_READY, flush=True)
+    os.execvp(cmd[0], cmd)
+
+
+# libseccomp through ctypes
+SCMP_ACT_ALLOW = 0x7FFF0000
+SCMP_CMP_EQ = 4
+SCMP_CMP_MASKED_EQ = 7
+FAMILIES = {"AF_UNIX": 1, "AF_LOCAL": 1, "AF_INET": 2, "AF_INET6": 10, "AF_NETLINK": 16, "AF_PACKET": 17}
+
+
+class ArgCmp(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64)]
+
+
+def scmp_errno(e):
+    return 0x00050000 | (e & 0xFFFF)
+
+
+def install_seccomp(plan):
+    lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.POINTER(ArgCmp)]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    import errno as errno_mod
+
+    def rule(ctx, action, name, *cmps):
+        nr = lib.seccomp_syscall_resolve_name(name.encode())
+        if nr < 0:
+            return  # not a syscall on this architecture
+        arr = (ArgCmp * max(len(cmps), 1))(*[ArgCmp(*c) for c in cmps])
+        rc = lib.seccomp_rule_add_array(ctx, action, nr, len(cmps), arr)
+        if rc < 0:
+            raise RuntimeError(f"seccomp_rule_add({name}): {rc}")
+
+    def load(ctx):
+        rc = lib.seccomp_load(ctx)
+        lib.seccomp_release(ctx)
+        if rc < 0:
+            raise RuntimeError(f"seccomp_load: {rc}")
+
+    if plan["families"]:
+        allowed = {FAMILIES[f] for f in plan["families"]}
+        ctx = lib.seccomp_init(SCMP_ACT_ALLOW)
+        for fam in range(0, 46):
+            if fam not in allowed:
+                rule(ctx, scmp_errno(errno_mod.EAFNOSUPPORT), "socket", (0, SCMP_CMP_EQ, fam, 0))
+        load(ctx)
+    if plan["mdwe"]:
+        prot_exec, prot_write = 0x4, 0x2
+        ctx = lib.seccomp_init(SCMP_ACT_ALLOW)
+        both = prot_exec | prot_write
+        rule(ctx, scmp_errno(errno_mod.EPERM), "mmap", (2, SCMP_CMP_MASKED_EQ, both, both))
+        rule(ctx, scmp_errno(errno_mod.EPERM), "mprotect", (2, SCMP_CMP_MASKED_EQ, prot_exec, prot_exec))
+        rule(ctx, scmp_errno(errno_mod.EPERM), "pkey_mprotect", (2, SCMP_CMP_MASKED_EQ, prot_exec, prot_exec))
+        load(ctx)
+
+    # The allow list last, as systemd does: it may not allow seccomp(2) itself.
+    if plan["syscalls"] is not None:
+        ctx = lib.seccomp_init(scmp_errno(getattr(errno_mod, plan["syscall_errno"])))
+        for name in plan["syscalls"]:
+            rule(ctx, SCMP_ACT_ALLOW, name)
+        load(ctx)
+
+
+# --- the test ------------------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_dynamic_id():
+    """A uid/gid in systemd's DynamicUser range (61184-65519) that no user or group has."""
+    used_u = {p.pw_uid for p in pwd.getpwall()}
+    used_g = {g.gr_gid for g in grp.getgrall()}
+    for i in range(61184 + os.getpid() % 1000, 65520):
+        if i not in used_u and i not in used_g:
+            return i
+    raise RuntimeError("no free uid in 61184..65519")
+
+
+def die_with_parent():
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (cleared again by setpriv's uid change)
+
+
+class Sandbox:
+    """Starts commands in the emulated sandbox."""
+
+    def __init__(self, tmp, settings, uid):
+        self.tmp, self.settings, self.uid = tmp, settings, uid
+        self.procs = []
+        self.n = 0
+
+    def start(self, binary, args, log_path, notify=None, tweak=None):
+        self.n += 1
+        run_dir = os.path.join(self.tmp, f"run{self.n}")
+        os.mkdir(run_dir)
+        plan = make_plan(self.settings, binary, args, run_dir, self.uid, self.uid)
+        if tweak:
+            tweak(plan)
+        plan_path = os.path.join(run_dir, "plan.json")
+        json.dump(plan, open(plan_path, "w"))
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+        if notify:
+            env["NOTIFY_SOCKET"] = notify
+        cmd = ["unshare", "--mount", "--propagation", "private", "--", sys.executable, os.path.abspath(__file__),
+               "--sandbox-child", plan_path]
+        p = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env,
+                             preexec_fn=die_with_parent)
+        self.procs.append(p)
+        return p
+
+    def run(self, binary, args, log_path, timeout=CMD_TIMEOUT, tweak=None):
+        p = self.start(binary, args, log_path, tweak=tweak)
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait(10)
+        return rc, open(log_path).read()
+
+    def stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+
+
+def check_table(out):
+    """FEATURE STATE HOOK MODE PROGRAM rows of --check output."""
+    rows = []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[1] in ("available", "unavailable", "disabled"):
+            rows.append(tuple(f[:5]))
+    return sorted(rows)
+
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
+def metric_values(text, name):
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin-dir")
+    ap.add_argument("--source-dir", default=os.path.normpath(os.path.join(here, "..", "..")))
+    ap.add_argument("--unit", default="systemd/scry-block.service")
+    ap.add_argument("--deadline", type=int, default=240)
+    ap.add_argument("--sandbox-child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.sandbox_child:
+        sandbox_child(args.sandbox_child)
+        return 1  # not reached: sandbox_child execs
+
+    ci = os.environ.get("CI") == "true"
+    def on_signal(signum, _):
+        raise Deadline(f"deadline of {args.deadline}s reached" if signum == signal.SIGALRM else f"signal {signum}")
+
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.alarm(args.deadline)
+
+    tmp = None
+    sandbox = None
+    notify = None
+    try:
+        if os.geteuid() != 0:
+            raise Skip("needs root (mount namespaces, BPF)")
+        if not args.bin_dir:
+            raise Skip("no --bin-dir")
+        built = os.path.join(os.path.abspath(args.bin_dir), "scry-block")
+        if not os.access(built, os.X_OK):
+            raise Skip(f"{built} not built")
+        for tool in ("systemd-analyze", "unshare", "setpriv", "mount"):
+            if not shutil.which(tool):
+                raise Skip(f"{tool} not installed")
+        try:
+            ctypes.CDLL("libseccomp.so.2")
+        except OSError:
+            raise Skip("libseccomp.so.2 not installed")
+
+        unit = os.path.join(os.path.abspath(args.source_dir), args.unit)
+        settings = parse_unit(unit)
+        exec_start = settings["ExecStart"][-1].split()
+        check(settings.get("Type", [""])[-1] == "notify", f"{args.unit}: Type=notify")
+
+        # /run, not /tmp: PrivateTmp= hides /tmp inside the sandbox. World-traversable, so that the
+        # dynamic user can execute the binary and reach the notify socket.
+        for stale in os.listdir("/run"):
+            if stale.startswith(PREFIX):
+                shutil.rmtree(os.path.join("/run", stale), ignore_errors=True)
+        tmp = tempfile.mkdtemp(prefix=PREFIX, dir="/run")
+        os.chmod(tmp, 0o755)
+        binary = os.path.join(tmp, "scry-block")
+        shutil.copy2(built, binary)
+        os.chmod(binary, 0o755)
+        uid = free_dynamic_id()
+        sandbox = Sandbox(tmp, settings, uid)
+        log(f"unit {args.unit}: ExecStart={' '.join(exec_start)} -> {binary}; dynamic uid/gid {uid}")
+
+        # Reference: --check as root, no sandbox.
+        r = subprocess.run([built, "--check"], capture_output=True, text=True, timeout=CMD_TIMEOUT)
+        reference = check_table(r.stdout)
+        check(r.returncode == 0 and reference, f"reference: scry-block --check as root exits 0 (rc {r.returncode})")
+
+        # 1. --check in the sandbox: same attach modes.
+        rc, out = sandbox.run(binary, ["--check"], os.path.join(tmp, "check.log"))
+        table = check_table(out)
+        check(rc == 0, f"sandbox: scry-block --check exits 0 (rc {rc})")
+        check(table == reference, "sandbox: --check attaches every hook in the same mode as root"
+              + ("" if table == reference else f"\n  root:    {reference}\n  sandbox: {table}\n{out}"))
+        for row in table:
+            log(f"       {'  '.join(f'{c:<20}' for c in row)}")
+
+        # 2. tracefs ids readable (classic tracepoint attach), and not without CAP_DAC_READ_SEARCH.
+        tp_id = "/sys/kernel/tracing/events/block/block_rq_complete/id"
+        if os.path.exists(tp_id):
+            rc, out = sandbox.run("/bin/cat", [tp_id], os.path.join(tmp, "tracefs.log"))
+            last = out.strip().splitlines()[-1] if out.strip() else ""
+            check(rc == 0 and last.isdigit(), f"sandbox: {tp_id} readable ({last!r})")
+
+            def no_dac(plan):
+                plan["ambient"] = [c for c in plan["ambient"] if c != "dac_read_search"]
+                plan["bounding"] = [c for c in plan["bounding"] if c != "dac_read_search"]
+            rc, out = sandbox.run("/bin/cat", [tp_id], os.path.join(tmp, "tracefs-nodac.log"), tweak=no_dac)
+            check(rc != 0 and SANDBOX_READY in out and "Permission denied" in out,
+                  f"negative control: without CAP_DAC_READ_SEARCH {tp_id} is unreadable ({out.strip()!r})")
+        elif ci:
+            check(False, f"{tp_id} does not exist (tracefs not mounted?)")
+
+        # 3. what the exporter reads is readable; what the unit hides is hidden.
+        probe = " ; ".join([
+            "for f in /proc/diskstats /sys/kernel/btf/vmlinux /sys/dev/block /sys/fs/cgroup; do"
+            " test -r $f && echo readable $f || echo UNREADABLE $f; done",
+            # "Inaccessible" nodes are mode 0000 and empty: CAP_DAC_READ_SEARCH may open them, but
+            # there is nothing in them.
+            "test \"$(head -c1 /proc/kallsyms 2>/dev/null | wc -c)\" = 0 && echo hidden kallsyms || echo VISIBLE kallsyms",
+            "test -z \"$(ls -A /root 2>/dev/null)\" && echo hidden /root || echo VISIBLE /root",
+            "touch /var/lib/scry-e2e-probe 2>/dev/null && echo WRITABLE /var/lib || echo read-only /var/lib",
+            "test -z \"$(ls -A /tmp)\" && echo private /tmp || echo SHARED /tmp",
+            "test -e /dev/vda -o -e /dev/sda -o -e /dev/loop0 && echo VISIBLE block devices || echo private /dev",
+        ])
+        rc, out = sandbox.run("/bin/sh", ["-c", probe], os.path.join(tmp, "probe.log"))
+        lines = [l for l in out.splitlines() if not l.startswith("sandbox:")]
+        bad = [l for l in lines if l.split()[0].isupper()]
+        check(rc == 0 and len(lines) == 9 and not bad, "sandbox: exporter inputs readable; /proc/kallsyms, /root, "
+              "block devices hidden; /var/lib read-only; /tmp private" + (f": {lines}" if bad or len(lines) != 9 else ""))
+
+        # 4. negative controls: the emulation restricts for real.
+        def no_bpf_cap(plan):
+            plan["ambient"] = [c for c in plan["ambient"] if c != "bpf"]
+            plan["bounding"] = [c for c in plan["bounding"] if c != "bpf"]
+
+        def no_bpf_syscall(plan):
+            plan["syscalls"] = [s for s in plan["syscalls"] if s != "bpf"]
+        for name, tweak in (("without CAP_BPF", no_bpf_cap), ("without bpf(2) in SystemCallFilter", no_bpf_syscall)):
+            rc, out = sandbox.run(binary, ["--check"], os.path.join(tmp, f"neg{sandbox.n}.log"), tweak=tweak)
+            check(rc != 0 and SANDBOX_READY in out and "FEATURE" not in out,
+                  f"negative control: --check {name} fails (rc {rc}): {out.splitlines()[-1] if out else ''}")
+
+        # 5. the exporter as the unit runs it: Type=notify, metrics, real I/O, orderly stop.
+        port = free_port()
+        notify_path = os.path.join(tmp, "notify.sock")
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(notify_path)
+        os.chmod(notify_path, 0o777)
+        notify.settimeout(1)
+        opts = [f"--web.listen-address=127.0.0.1:{port}", "--collector.cgroup"]
+        argv = []
+        for a in exec_start[1:]:
+            argv += opts if a in ("$SCRY_BLOCK_OPTS", "${SCRY_BLOCK_OPTS}") else [a]
+        log_path = os.path.join(tmp, "serve.log")
+        p = sandbox.start(binary, argv, log_path, notify=notify_path)
+        msgs = []
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not any("READY=1" in m.split("\n") for m in msgs):
+            if p.poll() is not None:
+                break
+            try:
+                msgs.append(notify.recv(4096).decode())
+            except socket.timeout:
+                pass
+        ready = any("READY=1" in m.split("\n") for m in msgs)
+        check(ready, f"sandbox: READY=1 from the exporter (rc {p.poll()})")
+        if ready:
+            first = scrape(port)
+            feats = metric_values(first, "scry_feature_available")
+            ref_feats = {f"scry_feature_available{{feature=\"{row[0]}\"}}": 1.0 if row[1] == "available" else 0.0
+                         for row in reference if row[1] != "disabled"}
+            ref_feats['scry_feature_available{feature="cgroup"}'] = 1.0
+            check(feats == ref_feats, f"sandbox: features as under root: {feats}")
+            before = sum(metric_values(first, "scry_block_requests_total").values())
+            # Real I/O on a real disk, outside the sandbox.
+            with tempfile.NamedTemporaryFile(dir="/var/tmp", prefix=PREFIX) as f:
+                subprocess.run(["dd", "if=/dev/zero", f"of={f.name}", "bs=64k", "count=64", "oflag=direct",
+                                "status=none"], timeout=CMD_TIMEOUT, check=True)
+            time.sleep(0.5)
+            second = scrape(port)
+            after = sum(metric_values(second, "scry_block_requests_total").values())
+            check(after >= before + 64, f"sandbox: scry_block_requests_total grew by {after - before:g} (>= 64 direct writes)")
+            cg = metric_values(second, "scry_block_cgroup_io_duration_seconds_count")
+            check(bool(cg), f"sandbox: per-cgroup series resolved to paths ({sorted(cg)[:3]})")
+            r = subprocess.run(["promtool", "check", "metrics"], input=second, capture_output=True, text=True,
+                               timeout=CMD_TIMEOUT) if shutil.which("promtool") else None
+            if r:
+                check(r.returncode == 0 and not (r.stdout + r.stderr).strip(),
+                      f"sandbox: promtool check metrics prints nothing{(r.stdout + r.stderr)[:500]}")
+            p.send_signal(signal.SIGTERM)
+            try:
+                rc = p.wait(20)
+            except subprocess.TimeoutExpired:
+                rc = None
+            while True:
+                try:
+                    msgs.append(notify.recv(4096).decode())
+                except (socket.timeout, BlockingIOError):
+                    break
+            check(any("STOPPING=1" in m.split("\n") for m in msgs), "sandbox: STOPPING=1 on SIGTERM")
+            check(rc == 0, f"sandbox: exit 0 after SIGTERM (rc {rc})")
+        log("--- exporter log in the sandbox ---\n" + open(log_path).read().rstrip())
+
+        if failures:
+            log(f"\n{len(failures)} failure(s)")
+            return 1
+        log("\nPASS: scry-block works in the emulated sandbox of " + args.unit)
+        return 0
+    except Skip as e:
+        log(f"SKIP: {e}")
+        return 1 if ci else SKIP
+    except Exception as e:  # noqa: BLE001
+        log(f"FAIL: {type(e).__name__}: {e}")
+        return 1
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if sandbox:
+            sandbox.stop_all()
+        if notify:
+            notify.close()
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
