@@ -15,9 +15,9 @@ namespace scry::block {
 using prometheus::MetricType;
 
 namespace {
-// How long a cgroup may stay without a path before its series are dropped: long enough for the
-// scrapes after its death to see its last numbers.
-constexpr auto kDeadCgroupGrace = std::chrono::minutes(5);
+// An id that has had no path for this long belongs to a dead cgroup (CgroupPaths already kept the
+// label of a known one for a while after its death): its map entries go.
+constexpr auto kDeadCgroupGrace = std::chrono::minutes(1);
 }  // namespace
 
 const char* OpName(uint32_t op) {

@@ -181,12 +181,8 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
     }
     f.available = all_required && (any || !HasHooks(f.spec.name));
   }
-  for (auto& f : features_) {
+  for (auto& f : features_)
     for (const auto& need : f.spec.needs) f.available = f.available && FeatureAvailable(need);
-    if (f.enabled && !f.available)
-      log::Warn("feature unavailable on this kernel (see --check)",
-                {{"exporter", spec_.object_name}, {"feature", f.spec.name}});
-  }
 }
 
 BpfObject::~BpfObject() { Close(); }

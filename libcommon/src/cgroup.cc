@@ -25,8 +25,8 @@ std::string FindCgroup2Mount(const std::string& mountinfo_content) {
   return "";
 }
 
-CgroupPaths::CgroupPaths(std::string root, std::chrono::seconds min_rescan_interval)
-    : root_(std::move(root)), min_rescan_interval_(min_rescan_interval) {
+CgroupPaths::CgroupPaths(std::string root, std::chrono::seconds rescan_interval, std::chrono::seconds retention)
+    : root_(std::move(root)), rescan_interval_(rescan_interval), retention_(retention) {
   if (root_.empty()) {
     std::ifstream in("/proc/self/mountinfo");
     std::stringstream content;
@@ -37,32 +37,40 @@ CgroupPaths::CgroupPaths(std::string root, std::chrono::seconds min_rescan_inter
 
 void CgroupPaths::Rescan() {
   namespace fs = std::filesystem;
-  last_scan_ = std::chrono::steady_clock::now();
-  paths_.clear();
+  auto now = std::chrono::steady_clock::now();
+  last_scan_ = now;
   if (root_.empty()) return;
+  std::map<uint64_t, std::string> live;
   struct stat st;
-  if (stat(root_.c_str(), &st) == 0) paths_[st.st_ino] = "/";
+  if (stat(root_.c_str(), &st) == 0) live[st.st_ino] = "/";
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(root_, fs::directory_options::skip_permission_denied, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
-    if (!it->is_directory(ec) || it->is_symlink(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec) && stat(it->path().c_str(), &st) == 0)
+      live[st.st_ino] = "/" + fs::relative(it->path(), root_, ec).string();
+  }
+  for (auto it = paths_.begin(); it != paths_.end();) {
+    auto& entry = it->second;
+    if (live.count(it->first)) {
+      ++it;
       continue;
     }
-    if (stat(it->path().c_str(), &st) == 0) paths_[st.st_ino] = "/" + fs::relative(it->path(), root_, ec).string();
+    if (!entry.gone_since) entry.gone_since = now;
+    if (now - *entry.gone_since >= retention_)
+      it = paths_.erase(it);
+    else
+      ++it;
   }
+  for (auto& [id, path] : live) paths_[id] = Entry{std::move(path), std::nullopt};
 }
 
 std::optional<std::string> CgroupPaths::Path(uint64_t id) {
   std::lock_guard lock(mutex_);
+  if (std::chrono::steady_clock::now() - last_scan_ >= rescan_interval_) Rescan();
   auto it = paths_.find(id);
-  if (it == paths_.end() && std::chrono::steady_clock::now() - last_scan_ >= min_rescan_interval_) {
-    Rescan();  // new cgroups appear, dead ones go
-    it = paths_.find(id);
-  }
-  if (it != paths_.end()) return it->second;
+  if (it != paths_.end()) return it->second.path;
   unresolved_++;
   return std::nullopt;
 }
-
 }  // namespace scry

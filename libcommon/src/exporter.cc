@@ -195,32 +195,40 @@ int RunExporter(const ExporterInfo& info, Exporter& exporter, int argc, char** a
     if (!opts.btf_path.empty() && access(opts.btf_path.c_str(), R_OK) != 0)
       throw UsageError("cannot read BTF file " + opts.btf_path);
 
-    BpfObject bpf(spec);
     if (opts.check) {
+      BpfObject bpf(spec);
       std::cout << CheckReport(info, bpf);
       return bpf.Usable() ? kExitOk : kExitRuntime;
     }
+
+    // Attach, drop capabilities, then start the server: its threads inherit the reduced set
+    // (capabilities are per thread). The object is declared before the server so that the server
+    // stops before the maps go away. Ports below 1024 would need CAP_NET_BIND_SERVICE: not kept.
+    BpfObject bpf(spec);
     if (!bpf.Usable()) {
       for (const auto& f : bpf.features())
         if (f.spec.required && !f.available)
           throw RuntimeError("the kernel gives none of the hooks of required feature " + f.spec.name +
                              " (run --check for details)");
     }
-    for (const auto& h : bpf.hooks())
-      if (h.mode != AttachMode::None)
-        log::Info("attached", {{"hook", h.hook}, {"program", h.program}, {"mode", AttachModeName(h.mode)}});
-
     std::vector<std::shared_ptr<TimedCollectable>> timed;
     for (auto& [name, collector] : exporter.MakeCollectors(bpf, vm))
       timed.push_back(std::make_shared<TimedCollectable>(name, collector));
     auto self = std::make_shared<SelfMetrics>(info.name, bpf, stats.enabled() || KernelBpfStatsEnabled(), timed);
 
+    auto kept = KeepOnlyCapabilities({"cap_bpf", "cap_perfmon"});
     BlockStopSignals();  // before the server's threads start, so they inherit the mask
     HttpServer server(opts.listen_address, web_config, LandingPage(info));
     for (const auto& t : timed) server.Register(t);
     server.Register(self);
 
-    auto kept = KeepOnlyCapabilities({"cap_bpf", "cap_perfmon"});
+    // Logged once the exporter is up, so that a failed start says one thing only.
+    for (const auto& h : bpf.hooks())
+      if (h.mode != AttachMode::None)
+        log::Info("attached", {{"hook", h.hook}, {"program", h.program}, {"mode", AttachModeName(h.mode)}});
+    for (const auto& f : bpf.features())
+      if (f.enabled && !f.available)
+        log::Warn("feature unavailable on this kernel (see --check)", {{"feature", f.spec.name}});
     std::string kept_list;
     for (const auto& k : kept) kept_list += (kept_list.empty() ? "" : ",") + k;
     log::Info("listening", {{"address", opts.listen_address},

@@ -39,7 +39,7 @@ TEST(CgroupPaths, ResolvesDirectoryInodesAndSeesNewOnes) {
     stat(p.c_str(), &st);
     return static_cast<uint64_t>(st.st_ino);
   };
-  CgroupPaths paths(root.string(), std::chrono::seconds(0));
+  CgroupPaths paths(root.string(), std::chrono::seconds(0), std::chrono::seconds(0));
   EXPECT_EQ(paths.Path(inode(root)), "/");
   EXPECT_EQ(paths.Path(inode(root / "system.slice" / "nginx.service")), "/system.slice/nginx.service");
 
@@ -50,6 +50,20 @@ TEST(CgroupPaths, ResolvesDirectoryInodesAndSeesNewOnes) {
   fs::remove(root / "system.slice" / "nginx.service");
   EXPECT_EQ(paths.Path(gone), std::nullopt);
   EXPECT_EQ(paths.unresolved(), 1u);
+  fs::remove_all(root);
+}
+
+TEST(CgroupPaths, KeepsTheLabelOfADeadCgroupForTheRetentionTime) {
+  namespace fs = std::filesystem;
+  fs::path root = fs::temp_directory_path() / ("scry-cgroup-retain-" + std::to_string(getpid()));
+  fs::create_directories(root / "job");
+  struct stat st;
+  stat((root / "job").c_str(), &st);
+  CgroupPaths paths(root.string(), std::chrono::seconds(0), std::chrono::seconds(3600));
+  EXPECT_EQ(paths.Path(st.st_ino), "/job");
+  fs::remove(root / "job");
+  EXPECT_EQ(paths.Path(st.st_ino), "/job");  // dead, still labelled
+  EXPECT_EQ(paths.unresolved(), 0u);
   fs::remove_all(root);
 }
 

@@ -24,8 +24,12 @@ TEST(Log2, FloorMatchesDefinitionForEveryPowerAndNeighbour) {
   for (int k = 0; k < 64; k++) {
     uint64_t p = 1ULL << k;
     EXPECT_EQ(scry_log2_floor(p), static_cast<uint32_t>(k));
-    if (k > 1) EXPECT_EQ(scry_log2_floor(p - 1), static_cast<uint32_t>(k - 1));
-    if (k < 63) EXPECT_EQ(scry_log2_floor(p + 1), static_cast<uint32_t>(k));
+    if (k > 1) {
+      EXPECT_EQ(scry_log2_floor(p - 1), static_cast<uint32_t>(k - 1));
+    }
+    if (k > 0 && k < 63) {
+      EXPECT_EQ(scry_log2_floor(p + 1), static_cast<uint32_t>(k));
+    }
   }
 }
 
