@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -66,7 +68,7 @@ class Loader {
     config.path = path_;
     YAML::Node root;
     try {
-      root = YAML::Load(ReadFile(path_, "the file"));
+      root = YAML::Load(ReadFile(path_, ""));
     } catch (const YAML::Exception& e) {
       Fail("invalid YAML at line " + std::to_string(e.mark.line + 1) + ", column " +
            std::to_string(e.mark.column + 1) + ": " + e.msg);
@@ -122,7 +124,10 @@ class Loader {
   // Reads a whole file, failing with errno's text (this is also the readability check).
   std::string ReadFile(const std::string& file, const std::string& what) const {
     int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) Fail("cannot read " + what + " " + file + ": " + std::strerror(errno));
+    int open_errno = errno;
+    // what is empty for the web-config file itself, which the message names already.
+    const std::string name = what.empty() ? "the file" : what + " " + file;
+    if (fd < 0) Fail("cannot read " + name + ": " + std::strerror(open_errno));
     std::string data;
     char buf[8192];
     for (;;) {
@@ -131,13 +136,13 @@ class Loader {
       if (n < 0) {
         int err = errno;
         close(fd);
-        Fail("cannot read " + what + " " + file + ": " + std::strerror(err));
+        Fail("cannot read " + name + ": " + std::strerror(err));
       }
       if (n == 0) break;
       data.append(buf, static_cast<size_t>(n));
       if (data.size() > (16u << 20)) {
         close(fd);
-        Fail(what + " " + file + " is larger than 16 MiB");
+        Fail(name + " is larger than 16 MiB");
       }
     }
     close(fd);

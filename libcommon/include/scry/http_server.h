@@ -52,6 +52,11 @@ class HttpServer {
   // Starts listening at once. Throws UsageError for a bad address or config (including a TLS key
   // that does not match its certificate), RuntimeError when the address cannot be bound (port in
   // use, permission) or civetweb cannot start. On a throw nothing is left running.
+  // TLS with Debian 12's civetweb (built for OpenSSL 1.1) needs libscry-sslcompat.so, looked for in
+  // $SCRY_SSL_COMPAT_DIR, the SCRY_SSL_COMPAT_DIR compile definition, the executable's directory and
+  // <executable's directory>/../lib/scry; without it TLS is refused with a RuntimeError.
+  // Basic auth (when configured) guards every path; / serves landing_page_html (a default page if
+  // empty), /metrics the registered collectables, anything else 404.
   HttpServer(const std::string& listen_address, const WebConfig& config, const std::string& landing_page_html);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
