@@ -277,6 +277,54 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(code, 0, exporter.log())
 
 
+class WebConfig(unittest.TestCase):
+    """TLS and basic auth from a node_exporter web-config, through the real binary and curl."""
+
+    # htpasswd -nbBC 4 bob 's3cret:with colon'
+    HASH = "$2y$04$rvyFc6fANx8MA04CzXwNH.hxGCF1YVd24kO1t/L8fmCZhl4eVUMxK"
+    PASSWORD = "s3cret:with colon"
+
+    def setUp(self):
+        scrylib.require_root(self)
+        self.dir = tempfile.mkdtemp(prefix="scry-web-")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                        "-days", "1", "-keyout", os.path.join(self.dir, "key.pem"),
+                        "-out", os.path.join(self.dir, "cert.pem")], check=True, capture_output=True, timeout=60)
+        self.config = os.path.join(self.dir, "web.yml")
+        with open(self.config, "w") as f:
+            f.write("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n"
+                    "basic_auth_users:\n  bob: '%s'\n" % self.HASH)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def curl(self, url, *args):
+        r = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", *args, url],
+                           capture_output=True, text=True, timeout=60)
+        return r.stdout
+
+    def test_tls_and_basic_auth(self):
+        exporter = Exporter("block", "--web.config.file=" + self.config)
+        # The exporter is up once it answers 401 over https.
+        exporter.scrape = lambda: None
+        exporter.proc = subprocess.Popen([exporter.binary, *exporter.args], stderr=exporter.stderr,
+                                         stdout=subprocess.DEVNULL)
+        try:
+            url = "https://127.0.0.1:%d/metrics" % exporter.port
+            for _ in range(300):
+                if self.curl(url) == "401" or exporter.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(self.curl(url), "401", exporter.log())
+            self.assertEqual(self.curl(url, "-u", "bob:wrong"), "401")
+            self.assertEqual(self.curl(url, "-u", "bob:" + self.PASSWORD), "200")
+            self.assertEqual(self.curl("https://127.0.0.1:%d/" % exporter.port, "-u", "bob:" + self.PASSWORD), "200")
+            self.assertEqual(self.curl("https://127.0.0.1:%d/" % exporter.port), "401")
+            self.assertNotEqual(self.curl("http://127.0.0.1:%d/metrics" % exporter.port), "200")  # TLS only
+        finally:
+            self.assertEqual(exporter.stop(), 0, exporter.log())
+
+
 class BadInput(unittest.TestCase):
     """Each mistake: one clear line on stderr, a non-zero exit, no crash, nothing left running."""
 

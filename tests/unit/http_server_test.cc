@@ -70,29 +70,11 @@ class Pki {
   }
 };
 
-// Debian 12's civetweb needs a compat library to use OpenSSL 3 (see PrepareCivetTls in
-// http_server.cc). Use the one the build put next to this binary, or else build one here with the C
-// compiler that built the tests, and point the server at it as an operator would.
+// Debian 12's civetweb needs a compat library to use OpenSSL 3 (see libcommon/compat); the build
+// puts it next to this binary, where HttpServer looks for it.
 void UseSslCompat() {
-  static bool done = [] {
-    std::string exe = fs::read_symlink("/proc/self/exe").parent_path().string();
-    if (fs::exists(exe + "/libscry-sslcompat.so")) return true;
-    const std::string dir = Pki::Get().dir;
-    std::ofstream(dir + "/sslcompat.c")
-        << "struct ssl_st;\nstruct x509_st;\n"
-           "struct x509_st *SSL_get1_peer_certificate(const struct ssl_st *s);\n"
-           "struct x509_st *SSL_get_peer_certificate(const struct ssl_st *s) "
-           "{ return SSL_get1_peer_certificate(s); }\n";
-    std::ofstream(dir + "/cryptocompat.c") << "int scry_cryptocompat;\n";
-    std::string cmd = "cd '" + dir +
-                      "' && cc -shared -fPIC -o libscry-sslcompat.so sslcompat.c -Wl,-soname,libssl.so "
-                      "-Wl,--no-as-needed -l:libssl.so.3 && cc -shared -fPIC -o libscry-cryptocompat.so "
-                      "cryptocompat.c -Wl,-soname,libcrypto.so -Wl,--no-as-needed -l:libcrypto.so.3";
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("building the OpenSSL compat library failed");
-    setenv("SCRY_SSL_COMPAT_DIR", dir.c_str(), 1);
-    return true;
-  }();
-  (void)done;
+  std::string exe = fs::read_symlink("/proc/self/exe").parent_path().string();
+  ASSERT_TRUE(fs::exists(exe + "/libscry-sslcompat.so")) << "the build did not make libscry-sslcompat.so";
 }
 
 struct Response {
