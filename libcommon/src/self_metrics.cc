@@ -24,8 +24,7 @@ SelfMetrics::SelfMetrics(std::string exporter, const BpfObject& bpf, bool bpf_st
                          std::vector<std::shared_ptr<TimedCollectable>> timed)
     : exporter_(std::move(exporter)), bpf_(bpf), bpf_stats_(bpf_stats), timed_(std::move(timed)) {}
 
-uint64_t CountMapEntries(int map_fd, uint32_t key_size, uint32_t max_entries, bool is_array) {
-  if (is_array) return max_entries;
+uint64_t CountMapEntries(int map_fd, uint32_t key_size, uint32_t max_entries) {
   std::vector<uint8_t> key(key_size), next(key_size);
   uint64_t n = 0;
   void* prev = nullptr;
@@ -84,17 +83,18 @@ std::vector<prometheus::MetricFamily> SelfMetrics::Collect() const {
   }
 
   if (bpf_.object()) {
-    auto entries = MakeFamily("scry_bpf_map_entries", "Entries in the BPF map.", MetricType::Gauge);
-    auto capacity = MakeFamily("scry_bpf_map_capacity", "Maximum entries of the BPF map.", MetricType::Gauge);
+    // Hash maps only: they are the ones that fill up (arrays are always full).
+    auto entries = MakeFamily("scry_bpf_map_entries", "Entries in the BPF hash map.", MetricType::Gauge);
+    auto capacity = MakeFamily("scry_bpf_map_capacity", "Maximum entries of the BPF hash map.", MetricType::Gauge);
     bpf_map* map;
     bpf_object__for_each_map(map, bpf_.object()) {
-      if (bpf_map__is_internal(map)) continue;
       auto type = bpf_map__type(map);
-      if (type == BPF_MAP_TYPE_RINGBUF || type == BPF_MAP_TYPE_PERF_EVENT_ARRAY) continue;
-      bool is_array = type == BPF_MAP_TYPE_ARRAY || type == BPF_MAP_TYPE_PERCPU_ARRAY;
+      if (bpf_map__is_internal(map) || (type != BPF_MAP_TYPE_HASH && type != BPF_MAP_TYPE_LRU_HASH &&
+                                        type != BPF_MAP_TYPE_PERCPU_HASH && type != BPF_MAP_TYPE_LRU_PERCPU_HASH))
+        continue;
       uint32_t max = bpf_map__max_entries(map);
       AddGauge(entries, {{"map", bpf_map__name(map)}},
-               static_cast<double>(CountMapEntries(bpf_map__fd(map), bpf_map__key_size(map), max, is_array)));
+               static_cast<double>(CountMapEntries(bpf_map__fd(map), bpf_map__key_size(map), max)));
       AddGauge(capacity, {{"map", bpf_map__name(map)}}, max);
     }
     out.push_back(std::move(entries));

@@ -42,7 +42,7 @@ class SelfMetrics : public prometheus::Collectable {
   std::vector<std::shared_ptr<TimedCollectable>> timed_;
 };
 
-// Number of entries in a BPF map (walks the keys of hash maps).
-uint64_t CountMapEntries(int map_fd, uint32_t key_size, uint32_t max_entries, bool is_array);
+// Number of entries in a BPF hash map (walks its keys).
+uint64_t CountMapEntries(int map_fd, uint32_t key_size, uint32_t max_entries);
 
 }  // namespace scry
