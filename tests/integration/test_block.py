@@ -214,6 +214,45 @@ class BlockIO(unittest.TestCase):
         self.assertEqual(int(status["CapPrm"].strip(), 16), effective)
 
 
+class CgroupCap(unittest.TestCase):
+    """With --collector.cgroup.max=1, one cgroup keeps its name and the rest sum into cgroup="other"."""
+
+    def setUp(self):
+        scrylib.require_root(self)
+        self.tmp = tempfile.mkdtemp(prefix="scry-block-cap-")
+        root = cgroup2_root()
+        self.cgroups = [os.path.join(root, "scry-cap-%d-%s" % (os.getpid(), n)) for n in "ab"]
+        for path in self.cgroups:
+            os.mkdir(path)
+
+    def tearDown(self):
+        for path in self.cgroups:
+            os.rmdir(path)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_overflow_series(self):
+        with Exporter("block", "--collector.cgroup", "--collector.cgroup.max=1") as exporter:
+            with scrylib.loop_device(os.path.join(self.tmp, "cap.img"), 16 << 20) as dev:
+                for path in self.cgroups:
+                    code = ("import os,sys; sys.path.insert(0,%r); import scrylib;"
+                            "open(%r,'w').write(str(os.getpid()));"
+                            "sys.exit(len(scrylib.direct_io(%r,'read',10,4096)))"
+                            % (os.path.dirname(__file__), os.path.join(path, "cgroup.procs"), dev))
+                    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+                for _ in range(100):
+                    m = exporter.scrape()
+                    series = {dict(ls)["cgroup"]: v for ls, v in
+                              m.series("scry_block_cgroup_io_duration_seconds_count").items()
+                              if dict(ls)["device"] == dev}
+                    if sum(series.values()) == 20:
+                        break
+                    time.sleep(0.2)
+        names = {dict(ls)["cgroup"] for ls in m.series("scry_block_cgroup_io_duration_seconds_count")}
+        self.assertEqual(len(names), 2, names)  # one by name, the rest as "other"
+        self.assertIn("other", names)
+        self.assertEqual(sum(series.values()), 20, series)
+
+
 class Check(unittest.TestCase):
     def setUp(self):
         scrylib.require_root(self)
