@@ -14,7 +14,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before load. */
 const volatile bool track_cgroups = false;
-/* Kernels before 5.11 pass (struct request_queue *, struct request *) to block_rq_insert/issue;
+/* Kernels before 5.11 pass (struct request_queue *, struct request *) to block_rq_insert/issue/merge;
  * user space reads the prototype from BTF. */
 const volatile bool rq_hooks_have_queue_arg = false;
 
@@ -76,6 +76,7 @@ static __always_inline __u32 rq_dev(struct request *rq)
 	return ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
 }
 
+/* Grouped as the classic tracepoints' rwbs groups them, so that every attach mode labels alike. */
 static __always_inline __u32 op_from_flags(__u32 cmd_flags)
 {
 	switch (cmd_flags & 0xff) { /* REQ_OP_MASK */
@@ -83,6 +84,8 @@ static __always_inline __u32 op_from_flags(__u32 cmd_flags)
 	case 1: return BLOCK_OP_WRITE;
 	case 2: return BLOCK_OP_FLUSH;
 	case 3: return BLOCK_OP_DISCARD;
+	case 5: return BLOCK_OP_DISCARD; /* SECURE_ERASE: rwbs "DE" */
+	case 9: return BLOCK_OP_WRITE;   /* WRITE_ZEROES: rwbs "WZ" */
 	default: return BLOCK_OP_OTHER;
 	}
 }
@@ -213,26 +216,33 @@ static __always_inline void record_cgroup(__u64 cgroup_id, __u32 dev, __u64 ns)
  * then there is no latency, and every partial completion counts as a request. */
 static __always_inline void on_complete(struct request *rq, __u32 dev, __u32 op, __s32 error, __u32 nr_bytes)
 {
+	struct block_inflight *in = NULL;
 	struct block_disk_stats *s;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 key = (__u64)rq, bytes = nr_bytes, now;
 
 	if (!dev)
 		return;
-	if (rq && BPF_CORE_READ(rq, __data_len) > nr_bytes)
-		return; /* a partial completion: the request goes on */
+	if (rq) {
+		in = bpf_map_lookup_elem(&inflight, &key);
+		if (BPF_CORE_READ(rq, __data_len) > nr_bytes) {
+			/* A partial completion: the request goes on; its bytes count at the end. */
+			if (in)
+				in->partial_bytes += nr_bytes;
+			return;
+		}
+		if (in)
+			bytes += in->partial_bytes;
+	}
 	if (error)
 		count_error(dev, op, error);
 	s = disk_stats_of(dev, op);
 	if (!s)
 		return;
-	scry_hist_add_size(&s->size, nr_bytes);
-	if (!rq)
-		return;
-
-	__u64 key = (__u64)rq;
-	struct block_inflight *in = bpf_map_lookup_elem(&inflight, &key);
+	scry_hist_add_size(&s->size, bytes);
 	if (!in)
 		return;
+
+	now = bpf_ktime_get_ns();
 	if (in->insert_ns && in->issue_ns >= in->insert_ns)
 		scry_hist_add_latency(&s->queue, in->issue_ns - in->insert_ns);
 	if (in->issue_ns)
@@ -251,7 +261,7 @@ static __always_inline void on_complete_rq(struct request *rq, __u8 status, __u3
 	on_complete(rq, rq_dev(rq), op_from_flags(BPF_CORE_READ(rq, cmd_flags)), errno_of_status(status), nr_bytes);
 }
 
-/* The request argument of block_rq_insert/issue, whichever prototype the kernel has. */
+/* The request argument of block_rq_insert/issue/merge, whichever prototype the kernel has. */
 static __always_inline struct request *rq_arg(__u64 *args)
 {
 	return (struct request *)(rq_hooks_have_queue_arg ? args[1] : args[0]);
@@ -269,6 +279,29 @@ SEC("raw_tp/block_rq_insert")
 int rq_insert_raw(struct bpf_raw_tracepoint_args *ctx)
 {
 	on_insert(rq_arg(ctx->args));
+	return 0;
+}
+
+/* block_rq_merge: the request was merged into another and will never be issued; forget it, or a
+ * later request reusing the same struct request would inherit its insert time. */
+static __always_inline void on_merge(struct request *rq)
+{
+	__u64 key = (__u64)rq;
+
+	bpf_map_delete_elem(&inflight, &key);
+}
+
+SEC("tp_btf/block_rq_merge")
+int rq_merge_btf(__u64 *ctx)
+{
+	on_merge(rq_arg(ctx));
+	return 0;
+}
+
+SEC("raw_tp/block_rq_merge")
+int rq_merge_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	on_merge(rq_arg(ctx->args));
 	return 0;
 }
 

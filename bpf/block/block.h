@@ -41,6 +41,7 @@ struct block_inflight {
 	__u64 insert_ns;
 	__u64 issue_ns;
 	__u64 cgroup_id;
+	__u64 partial_bytes; /* completed by earlier partial completions */
 };
 
 enum block_page_cache_counter {

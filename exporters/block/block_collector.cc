@@ -16,8 +16,9 @@ using prometheus::MetricType;
 
 namespace {
 // An id that has had no path for this long belongs to a dead cgroup (CgroupPaths already kept the
-// label of a known one for a while after its death): its map entries go.
+// label of a known one for a while after its death): its map entries go. Devices likewise.
 constexpr auto kDeadCgroupGrace = std::chrono::minutes(1);
+constexpr auto kGoneDeviceGrace = std::chrono::minutes(5);
 }  // namespace
 
 const char* OpName(uint32_t op) {
@@ -31,16 +32,24 @@ const char* OpName(uint32_t op) {
 }
 
 DiskCollector::DiskCollector(const BpfObject& bpf) : bpf_(bpf) {
-  auto latency = bpf.FeatureAvailable("latency");
   const HookResult* insert = bpf.Hook("rq_insert");
-  const HookResult* complete = bpf.Hook("rq_complete");
-  // Latency needs the request itself at completion, which the classic tracepoint does not give.
-  bool complete_has_request = complete && complete->mode != AttachMode::None && complete->mode != AttachMode::Tracepoint;
-  service_time_ = latency && complete_has_request;
+  service_time_ = bpf.FeatureAvailable("latency");
   queue_time_ = service_time_ && insert && insert->mode != AttachMode::None;
 }
 
+std::optional<std::string> DiskCollector::DeviceLabel(uint32_t dev) const {
+  auto name = disks_.Lookup(KernelDevMajor(dev), KernelDevMinor(dev));
+  if (name) {
+    missing_since_.erase(dev);
+    return name;
+  }
+  auto [it, inserted] = missing_since_.emplace(dev, std::chrono::steady_clock::now());
+  if (std::chrono::steady_clock::now() - it->second > kGoneDeviceGrace) return std::nullopt;
+  return std::to_string(KernelDevMajor(dev)) + ":" + std::to_string(KernelDevMinor(dev));
+}
+
 std::vector<prometheus::MetricFamily> DiskCollector::Collect() const {
+  std::lock_guard lock(mutex_);
   auto queue = MakeFamily("scry_block_queue_duration_seconds",
                           "Time requests waited in the I/O scheduler, from insert to issue to the driver.",
                           MetricType::Histogram);
@@ -52,9 +61,16 @@ std::vector<prometheus::MetricFamily> DiskCollector::Collect() const {
   auto errors = MakeFamily("scry_block_errors_total", "Requests that completed with an error, by errno name.",
                            MetricType::Counter);
 
+  std::vector<block_disk_key> gone_disks;
+  std::vector<block_error_key> gone_errors;
   ForEachEntry<block_disk_key, block_disk_stats>(bpf_.MapFd("disk_stats"), [&](const block_disk_key& k,
                                                                                 const block_disk_stats& s) {
-    Labels labels{{"device", disks_.Name(KernelDevMajor(k.dev), KernelDevMinor(k.dev))}, {"op", OpName(k.op)}};
+    auto device = DeviceLabel(k.dev);
+    if (!device) {
+      gone_disks.push_back(k);
+      return;
+    }
+    Labels labels{{"device", *device}, {"op", OpName(k.op)}};
     auto sizes = ToPrometheus(s.size, kSizeBytes);
     AddCounter(requests, labels, static_cast<double>(sizes.sample_count));
     AddCounter(bytes, labels, static_cast<double>(s.size.sum));
@@ -63,12 +79,16 @@ std::vector<prometheus::MetricFamily> DiskCollector::Collect() const {
     if (service_time_) AddHistogram(service, labels, ToPrometheus(s.service, kLatencySeconds));
   });
   ForEachEntry<block_error_key, __u64>(bpf_.MapFd("errors"), [&](const block_error_key& k, __u64 n) {
-    AddCounter(errors,
-               {{"device", disks_.Name(KernelDevMajor(k.dev), KernelDevMinor(k.dev))},
-                {"op", OpName(k.op)},
-                {"error", ErrnoName(k.error)}},
+    auto device = DeviceLabel(k.dev);
+    if (!device) {
+      gone_errors.push_back(k);
+      return;
+    }
+    AddCounter(errors, {{"device", *device}, {"op", OpName(k.op)}, {"error", ErrnoName(k.error)}},
                static_cast<double>(n));
   });
+  for (const auto& k : gone_disks) bpf_map_delete_elem(bpf_.MapFd("disk_stats"), &k);
+  for (const auto& k : gone_errors) bpf_map_delete_elem(bpf_.MapFd("errors"), &k);
 
   std::vector<prometheus::MetricFamily> out;
   if (queue_time_) out.push_back(std::move(queue));
@@ -92,24 +112,32 @@ std::vector<prometheus::MetricFamily> CgroupCollector::Collect() const {
                             "to completion.",
                             MetricType::Histogram);
   auto unresolved = MakeFamily("scry_cgroup_unresolved_total",
-                               "Lookups of a cgroup id that has no path (yet, or any more).", MetricType::Counter);
+                               "Cgroup ids seen in BPF maps without a path (cgroups gone before the exporter "
+                               "looked); their I/O is not exported.",
+                               MetricType::Counter);
   int fd = bpf_.MapFd("cgroup_latency");
   auto now = std::chrono::steady_clock::now();
 
   // (path, device) -> histogram; cgroups past the cap merge into cgroup="other".
   std::map<std::pair<std::string, std::string>, scry_hist> series;
-  std::map<std::string, bool> seen_paths;
+  std::set<std::string> live;
   std::vector<block_cgroup_key> expired;
   ForEachEntry<block_cgroup_key, scry_hist>(fd, [&](const block_cgroup_key& k, const scry_hist& h) {
     auto path = cgroups_.Path(k.cgroup_id);
     if (!path) {
       auto [it, inserted] = unresolved_since_.emplace(k.cgroup_id, now);
+      if (inserted) unresolved_ids_++;
       if (now - it->second > kDeadCgroupGrace) expired.push_back(k);
       return;
     }
     unresolved_since_.erase(k.cgroup_id);
-    if (!seen_paths.count(*path) && seen_paths.size() >= max_cgroups_) path = "other";
-    seen_paths[*path] = true;
+    live.insert(*path);
+    if (!named_.count(*path)) {
+      if (named_.size() < max_cgroups_)
+        named_.insert(*path);
+      else
+        path = "other";
+    }
     auto key = std::make_pair(*path, disks_.Name(KernelDevMajor(k.dev), KernelDevMinor(k.dev)));
     auto [it, inserted] = series.try_emplace(key, scry_hist{});
     Merge(it->second, h);
@@ -118,9 +146,10 @@ std::vector<prometheus::MetricFamily> CgroupCollector::Collect() const {
     bpf_map_delete_elem(fd, &k);
     unresolved_since_.erase(k.cgroup_id);
   }
+  std::erase_if(named_, [&](const std::string& path) { return !live.count(path); });  // dead: slot freed
   for (const auto& [key, hist] : series)
     AddHistogram(latency, {{"cgroup", key.first}, {"device", key.second}}, ToPrometheus(hist, kLatencySeconds));
-  AddCounter(unresolved, {}, static_cast<double>(cgroups_.unresolved()));
+  AddCounter(unresolved, {}, static_cast<double>(unresolved_ids_));
 
   std::vector<prometheus::MetricFamily> out;
   out.push_back(std::move(latency));

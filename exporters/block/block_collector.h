@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 
 #include "scry/bpf_loader.h"
@@ -18,15 +20,21 @@ namespace scry::block {
 const char* OpName(uint32_t op);
 
 // Per disk and operation: latency, sizes, requests, bytes, errors.
+// Devices that leave /proc/diskstats (a detached loop device) lose their series after a grace period.
 class DiskCollector : public prometheus::Collectable {
  public:
   explicit DiskCollector(const BpfObject& bpf);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
+  // The device's name, or nullopt once it has been gone for the grace period (then its entries go).
+  std::optional<std::string> DeviceLabel(uint32_t dev) const;
+
   const BpfObject& bpf_;
   bool queue_time_, service_time_;
+  mutable std::mutex mutex_;
   mutable DiskNames disks_;
+  mutable std::map<uint32_t, std::chrono::steady_clock::time_point> missing_since_;
 };
 
 // Per cgroup and disk: I/O latency from first sight of the request to completion.
@@ -43,6 +51,10 @@ class CgroupCollector : public prometheus::Collectable {
   mutable std::mutex mutex_;
   // When each cgroup id was first seen without a path; after a grace period its entries go.
   mutable std::map<uint64_t, std::chrono::steady_clock::time_point> unresolved_since_;
+  mutable uint64_t unresolved_ids_ = 0;
+  // Cgroups that have a series of their own: they keep it while they live, so that a cgroup does
+  // not move in and out of "other" (which would look like counter resets).
+  mutable std::set<std::string> named_;
 };
 
 // Page cache accesses, additions, dirtied: only the counters whose hooks attached.

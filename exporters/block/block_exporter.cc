@@ -27,19 +27,23 @@ BpfSpec BlockExporter::MakeBpfSpec(const po::variables_map& vm) {
   BpfSpec spec;
   spec.object_name = "block";
   spec.elf = block_bpf__elf_bytes(&spec.elf_size);
+  // Latency needs the request itself at completion, which the classic tracepoint does not give.
+  const std::vector<AttachMode> request_modes{AttachMode::TpBtf, AttachMode::RawTp, AttachMode::Fentry,
+                                              AttachMode::Kprobe};
   spec.features = {
-      {"io", "requests, bytes, sizes and errors per disk", true, {}},
-      {"latency", "queue and service time per disk", false, {}},
-      {"cgroup", "I/O latency per cgroup", false, {"latency"}},
-      {"page_cache_accesses", "page cache accesses", false, {}},
-      {"page_cache_additions", "page cache additions (misses)", false, {}},
-      {"page_cache_dirtied", "page cache folios dirtied", false, {}},
+      {"io", "requests, bytes, sizes and errors per disk", true, {}, {}},
+      {"latency", "queue and service time per disk", false, {}, {{"rq_complete", request_modes}}},
+      {"cgroup", "I/O latency per cgroup", false, {"latency"}, {}},
+      {"page_cache_accesses", "page cache accesses", false, {}, {}},
+      {"page_cache_additions", "page cache additions (misses)", false, {}, {}},
+      {"page_cache_dirtied", "page cache folios dirtied", false, {}, {}},
   };
   spec.hooks = {
       {"rq_complete", "io",
        {"rq_complete_btf", "rq_complete_raw", "rq_complete_tp", "rq_complete_fentry", "rq_complete_kprobe"}},
       {"rq_issue", "latency", {"rq_issue_btf", "rq_issue_raw", "rq_issue_fentry", "rq_issue_kprobe"}},
       {"rq_insert", "latency", {"rq_insert_btf", "rq_insert_raw"}, /*optional=*/true},
+      {"rq_merge", "latency", {"rq_merge_btf", "rq_merge_raw"}, /*optional=*/true},
       {"page_access", "page_cache_accesses",
        {"page_access_fentry", "page_access_kprobe", "page_access_old_fentry", "page_access_old_kprobe"}},
       {"page_add", "page_cache_additions", {"page_add_btf", "page_add_tp"}},

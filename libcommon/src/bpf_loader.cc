@@ -16,6 +16,8 @@
 namespace scry {
 namespace {
 
+}  // namespace
+
 int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
   char buf[1024];
@@ -26,6 +28,8 @@ int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args)
   log::Debug("libbpf", {{"detail", msg}});
   return 0;
 }
+
+namespace {
 
 struct ObjectCloser {
   void operator()(bpf_object* obj) const { bpf_object__close(obj); }
@@ -86,6 +90,13 @@ const char* AttachModeName(AttachMode mode) {
   return "none";
 }
 
+AttachMode ParseAttachMode(const std::string& name) {
+  for (AttachMode m : {AttachMode::TpBtf, AttachMode::RawTp, AttachMode::Tracepoint, AttachMode::Fentry,
+                       AttachMode::Kprobe})
+    if (name == AttachModeName(m)) return m;
+  throw UsageError("unknown attach mode \"" + name + "\" (tp_btf, raw_tp, tracepoint, fentry, kprobe)");
+}
+
 AttachMode AttachModeOfSection(const std::string& section) {
   auto prefix = section.substr(0, section.find('/'));
   if (prefix == "tp_btf") return AttachMode::TpBtf;
@@ -129,6 +140,11 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
     std::stable_sort(candidates.begin(), candidates.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     for (const auto& [mode, prog_name] : candidates) {
+      if (!spec_.allowed_modes.empty() &&
+          std::find(spec_.allowed_modes.begin(), spec_.allowed_modes.end(), mode) == spec_.allowed_modes.end()) {
+        result.rejected.emplace_back(prog_name, "not allowed by --bpf.attach-modes");
+        continue;
+      }
       std::string error;
       if (TryCandidate(prog_name, &error)) {
         result.program = prog_name;
@@ -180,6 +196,12 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
       else if (!h.optional) all_required = false;
     }
     f.available = all_required && (any || !HasHooks(f.spec.name));
+  }
+  for (auto& f : features_) {
+    for (const auto& [hook, modes] : f.spec.needs_hook_modes) {
+      const HookResult* h = Hook(hook);
+      if (!h || std::find(modes.begin(), modes.end(), h->mode) == modes.end()) f.available = false;
+    }
   }
   for (auto& f : features_)
     for (const auto& need : f.spec.needs) f.available = f.available && FeatureAvailable(need);

@@ -28,15 +28,20 @@ void DiskNames::Reload() {
   names_ = Parse(content.str());
 }
 
-std::string DiskNames::Name(uint32_t major, uint32_t minor) {
+std::optional<std::string> DiskNames::Lookup(uint32_t major, uint32_t minor) {
   std::lock_guard lock(mutex_);
   auto it = names_.find({major, minor});
-  if (it == names_.end()) {  // a disk that appeared since the last look
+  if (it == names_.end()) {  // a disk that appeared since the last look, or one that is gone
     Reload();
     it = names_.find({major, minor});
   }
   if (it != names_.end()) return it->second;
-  return std::to_string(major) + ":" + std::to_string(minor);
+  return std::nullopt;
+}
+
+std::string DiskNames::Name(uint32_t major, uint32_t minor) {
+  auto name = Lookup(major, minor);
+  return name ? *name : std::to_string(major) + ":" + std::to_string(minor);
 }
 
 std::string ErrnoName(int error) {

@@ -1,5 +1,7 @@
 #include "scry/exporter.h"
 
+#include <bpf/libbpf.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,12 +38,15 @@ po::options_description CommonDescription(const ExporterInfo& info) {
     ("log.format", po::value<std::string>()->default_value("logfmt"), "Log format: logfmt or json.")
     ("config.file", po::value<std::string>(),
      "INI-style file of option = value lines, with the names of these options.")
-    ("check", po::bool_switch(),
+    ("check", po::value<bool>()->default_value(false)->implicit_value(true),
      "Load and attach everything, print each hook's attach mode, and exit: 0 if the exporter can do its job.")
-    ("bpf.stats", po::bool_switch(),
+    ("bpf.stats", po::value<bool>()->default_value(false)->implicit_value(true),
      "Turn on the kernel's BPF run-time stats while running (needs CAP_SYS_ADMIN) and export them.")
     ("btf-path", po::value<std::string>()->default_value(""),
-     "Kernel BTF file for kernels without /sys/kernel/btf/vmlinux.");
+     "Kernel BTF file for kernels without /sys/kernel/btf/vmlinux.")
+    ("bpf.attach-modes", po::value<std::string>()->default_value("tp_btf,raw_tp,tracepoint,fentry,kprobe"),
+     "Attach modes the loader may use, comma-separated; each hook takes the first that works, in the "
+     "order tp_btf, raw_tp, tracepoint, fentry, kprobe. Narrow it to avoid a mode or to test fallbacks.");
   return desc;
 }
 
@@ -86,15 +91,18 @@ CommonOptions ParseOptions(const ExporterInfo& info, Exporter& exporter, int arg
   }
 
   try {
-    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+    // No positional arguments: a stray word is a mistake, not something to ignore.
+    po::store(po::command_line_parser(argc, argv).options(all).positional({}).run(), vm);
 
     std::map<std::string, std::string> env_to_option;
-    for (const auto& opt : all.options()) env_to_option[EnvName(info.name, opt->long_name())] = opt->long_name();
+    for (const auto& opt : all.options())
+      if (opt->long_name() != "help" && opt->long_name() != "version")
+        env_to_option[EnvName(info.name, opt->long_name())] = opt->long_name();
     po::parsed_options from_env(&all);
     for (const auto& [key, value] : env) {
       auto it = env_to_option.find(key);
-      if (it == env_to_option.end() || it->second == "config.file") continue;
-      from_env.options.emplace_back(it->second, std::vector<std::string>{value});
+      if (it != env_to_option.end() && !value.empty())  // empty means unset, as in most tools
+        from_env.options.emplace_back(it->second, std::vector<std::string>{value});
     }
     po::store(from_env, vm);
 
@@ -119,6 +127,10 @@ CommonOptions ParseOptions(const ExporterInfo& info, Exporter& exporter, int arg
   o.btf_path = vm["btf-path"].as<std::string>();
   o.check = vm["check"].as<bool>();
   o.bpf_stats = vm["bpf.stats"].as<bool>();
+  std::stringstream modes(vm["bpf.attach-modes"].as<std::string>());
+  for (std::string mode; std::getline(modes, mode, ',');)
+    if (!mode.empty()) o.attach_modes.push_back(ParseAttachMode(mode));
+  if (o.attach_modes.empty()) throw UsageError("--bpf.attach-modes names no attach mode");
   try {
     log::ParseLevel(o.log_level);
     log::ParseFormat(o.log_format);
@@ -168,6 +180,8 @@ int RunExporter(const ExporterInfo& info, Exporter& exporter, int argc, char** a
   std::string help;
   WebConfig web_config;
   BpfSpec spec;
+  libbpf_set_print(LibbpfPrint);
+  signal(SIGHUP, SIG_IGN);  // nothing to reload yet; a stray hangup must not stop the exporter
   try {
     opts = ParseOptions(info, exporter, argc, argv, Environment(), vm, &help);
     if (opts.help) {
@@ -184,6 +198,7 @@ int RunExporter(const ExporterInfo& info, Exporter& exporter, int argc, char** a
     CivetListeningPort(opts.listen_address, web_config.tls());  // validate early
     spec = exporter.MakeBpfSpec(vm);
     spec.btf_path = opts.btf_path;
+    spec.allowed_modes = opts.attach_modes;
   } catch (const UsageError& e) {
     std::cerr << binary << ": " << e.what() << "\n";
     return kExitUsage;
@@ -216,7 +231,7 @@ int RunExporter(const ExporterInfo& info, Exporter& exporter, int argc, char** a
       timed.push_back(std::make_shared<TimedCollectable>(name, collector));
     auto self = std::make_shared<SelfMetrics>(info.name, bpf, stats.enabled() || KernelBpfStatsEnabled(), timed);
 
-    auto kept = KeepOnlyCapabilities({"cap_bpf", "cap_perfmon"});
+    auto kept = KeepOnlyCapabilities(CapabilitiesToReadMaps());
     BlockStopSignals();  // before the server's threads start, so they inherit the mask
     HttpServer server(opts.listen_address, web_config, LandingPage(info));
     for (const auto& t : timed) server.Register(t);

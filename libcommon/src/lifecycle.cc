@@ -78,6 +78,11 @@ std::vector<std::string> KeepOnlyCapabilities(const std::vector<std::string>& na
   return kept;
 }
 
+std::vector<std::string> CapabilitiesToReadMaps() {
+  if (CAP_IS_SUPPORTED(CAP_BPF)) return {"cap_bpf", "cap_perfmon"};
+  return {"cap_sys_admin"};
+}
+
 void BpfStatsGuard::Enable() {
   if (fd_ >= 0) return;
   fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);

@@ -123,7 +123,8 @@ class BlockIO(unittest.TestCase):
                 # A cgroup gets its path at the exporter's next look at the cgroup tree.
                 for _ in range(100):
                     after = self.exporter.scrape()
-                    if after.get("scry_block_cgroup_io_duration_seconds_count", cgroup="/" + name) is not None:
+                    if after.get("scry_block_cgroup_io_duration_seconds_count", cgroup="/" + name,
+                                 device=dev) is not None:
                         break
                     time.sleep(0.2)
             self.assertEqual(delta(before, after, "scry_block_cgroup_io_duration_seconds_count",
@@ -212,6 +213,56 @@ class BlockIO(unittest.TestCase):
         cap_perfmon, cap_bpf = 38, 39
         self.assertEqual(effective & ~((1 << cap_perfmon) | (1 << cap_bpf)), 0, hex(effective))
         self.assertEqual(int(status["CapPrm"].strip(), 16), effective)
+
+
+class FallbackModes(unittest.TestCase):
+    """The loader's fallbacks, forced on this kernel by narrowing --bpf.attach-modes: the same exact
+    answers from raw_tp programs, and counts without latency from classic tracepoints."""
+
+    def setUp(self):
+        scrylib.require_root(self)
+        self.tmp = tempfile.mkdtemp(prefix="scry-block-modes-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def run_io(self, exporter):
+        with scrylib.loop_device(os.path.join(self.tmp, "modes.img"), 16 << 20) as dev:
+            before = exporter.scrape()
+            self.assertEqual(scrylib.direct_io(dev, "write", 12, 8192), [])
+            self.assertEqual(scrylib.direct_io(dev, "read", 9, 4096), [])
+            after = exporter.scrape()
+        return dev, before, after
+
+    def modes(self, metrics):
+        return {dict(ls)["hook"]: dict(ls)["mode"] for ls, v in metrics.series("scry_bpf_program_attached").items()}
+
+    def test_raw_tp(self):
+        with Exporter("block", "--bpf.attach-modes=raw_tp") as exporter:
+            dev, before, after = self.run_io(exporter)
+        modes = self.modes(after)
+        for hook in ("rq_complete", "rq_issue", "rq_insert", "rq_merge"):
+            self.assertEqual(modes[hook], "raw_tp", hook)
+        self.assertEqual(delta(before, after, "scry_block_requests_total", device=dev, op="write"), 12)
+        self.assertEqual(delta(before, after, "scry_block_bytes_total", device=dev, op="read"), 9 * 4096)
+        self.assertEqual(delta(before, after, "scry_block_service_duration_seconds_count", device=dev, op="read"), 9)
+        self.assertEqual(after.get("scry_feature_available", feature="latency"), 1)
+
+    def test_classic_tracepoints(self):
+        with Exporter("block", "--bpf.attach-modes=tracepoint") as exporter:
+            dev, before, after = self.run_io(exporter)
+        modes = self.modes(after)
+        self.assertEqual(modes["rq_complete"], "tracepoint")
+        self.assertEqual(modes["page_add"], "tracepoint")
+        self.assertEqual(modes["rq_issue"], "none")
+        self.assertEqual(delta(before, after, "scry_block_requests_total", device=dev, op="write"), 12)
+        self.assertEqual(delta(before, after, "scry_block_bytes_total", device=dev, op="write"), 12 * 8192)
+        self.assertEqual(delta(before, after, "scry_block_request_size_bytes_bucket", device=dev, op="write",
+                               le=bucket_le(8192)), 12)
+        # No request pointer at completion: latency is unavailable, and absent rather than zero.
+        self.assertEqual(after.get("scry_feature_available", feature="latency"), 0)
+        self.assertFalse(after.has("scry_block_service_duration_seconds_count"))
+        self.assertFalse(after.has("scry_block_queue_duration_seconds_count"))
 
 
 class CgroupCap(unittest.TestCase):

@@ -64,6 +64,33 @@ TEST(Options, CommandLineBeatsEnvironmentBeatsFile) {
   std::remove(path.c_str());
 }
 
+TEST(Options, SwitchesFromTheEnvironmentAreBooleansAndEmptyMeansUnset) {
+  po::variables_map vm1, vm2, vm3;
+  EXPECT_FALSE(Parse({}, {{"SCRY_BLOCK_CHECK", ""}}, vm1).check);
+  EXPECT_FALSE(Parse({}, {{"SCRY_BLOCK_CHECK", "false"}}, vm2).check);
+  EXPECT_TRUE(Parse({}, {{"SCRY_BLOCK_CHECK", "true"}, {"SCRY_BLOCK_BPF_STATS", "1"}}, vm3).bpf_stats);
+}
+
+TEST(Options, ConfigFileFromTheEnvironment) {
+  std::string path = testing::TempDir() + "scry-options-env.conf";
+  {
+    std::ofstream f(path);
+    f << "log.format = json\n";
+  }
+  po::variables_map vm;
+  EXPECT_EQ(Parse({}, {{"SCRY_BLOCK_CONFIG_FILE", path}}, vm).log_format, "json");
+  std::remove(path.c_str());
+}
+
+TEST(Options, AttachModes) {
+  po::variables_map vm1, vm2;
+  EXPECT_EQ(Parse({}, {}, vm1).attach_modes.size(), 5u);
+  auto modes = Parse({"--bpf.attach-modes=tracepoint,kprobe"}, {}, vm2).attach_modes;
+  ASSERT_EQ(modes.size(), 2u);
+  EXPECT_EQ(modes[0], AttachMode::Tracepoint);
+  EXPECT_EQ(modes[1], AttachMode::Kprobe);
+}
+
 TEST(Options, BadInputIsAUsageError) {
   po::variables_map vm1, vm2, vm3, vm4, vm5;
   EXPECT_THROW(Parse({"--no-such-flag"}, {}, vm1), UsageError);
@@ -71,6 +98,10 @@ TEST(Options, BadInputIsAUsageError) {
   EXPECT_THROW(Parse({"--collector.cgroup=maybe"}, {}, vm3), UsageError);
   EXPECT_THROW(Parse({"--config.file=/nonexistent/scry.conf"}, {}, vm4), UsageError);
   EXPECT_THROW(Parse({}, {{"SCRY_BLOCK_LOG_FORMAT", "xml"}}, vm5), UsageError);
+  po::variables_map vm6, vm7, vm8;
+  EXPECT_THROW(Parse({"stray"}, {}, vm6), UsageError);
+  EXPECT_THROW(Parse({"--bpf.attach-modes=uprobe"}, {}, vm7), UsageError);
+  EXPECT_THROW(Parse({"--bpf.attach-modes=,"}, {}, vm8), UsageError);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include <bpf/libbpf.h>
 
+#include <cstdarg>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -20,6 +21,8 @@ namespace scry {
 enum class AttachMode { TpBtf, RawTp, Tracepoint, Fentry, Kprobe, None };
 
 const char* AttachModeName(AttachMode mode);
+// "tp_btf" -> AttachMode::TpBtf; throws UsageError for an unknown name.
+AttachMode ParseAttachMode(const std::string& name);
 // From a section name such as "tp_btf/block_rq_issue" or "kprobe/blk_mq_start_request".
 AttachMode AttachModeOfSection(const std::string& section);
 
@@ -28,6 +31,9 @@ struct FeatureSpec {
   std::string description;
   bool required = false;  // the exporter cannot do its job without it
   std::vector<std::string> needs;  // other features this one builds on
+  // Hooks (of any feature) this one relies on, and the attach modes that give it what it needs,
+  // e.g. the request pointer at completion, which the classic tracepoint lacks.
+  std::map<std::string, std::vector<AttachMode>> needs_hook_modes;
 };
 
 struct HookSpec {
@@ -46,6 +52,7 @@ struct BpfSpec {
   std::vector<std::string> disabled_features;  // switched off by configuration: never loaded
   std::vector<std::string> lost_reasons;       // index -> name of the object's lost_events map
   std::string btf_path;                        // empty: the kernel's own BTF
+  std::vector<AttachMode> allowed_modes;       // empty: all; else candidates of other modes are skipped
 
   // Sets a `const volatile` global of the object before load.
   template <typename T>
@@ -111,6 +118,9 @@ class BpfObject {
 // Number of arguments of a tracepoint's BTF prototype (btf_trace_<name>, without the leading
 // void *__data), or -1 if the kernel's BTF does not describe it. Used to pick between signatures.
 int TracepointArgCount(const std::string& tracepoint, const std::string& btf_path = "");
+
+// libbpf's messages as debug log lines (the loader's rejected candidates are expected failures).
+int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args);
 
 // Mounts tracefs at /sys/kernel/tracing if nothing is there yet (classic tracepoints need it).
 void EnsureTracefs();

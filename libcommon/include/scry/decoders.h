@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace scry {
@@ -18,7 +19,9 @@ constexpr uint32_t KernelDevMinor(uint32_t kdev) { return kdev & 0xfffff; }
 class DiskNames {
  public:
   explicit DiskNames(std::string diskstats_path = "/proc/diskstats");
-  // "major:minor" when the device is not (or no longer) listed.
+  // nullopt when the device is not (or no longer) listed.
+  std::optional<std::string> Lookup(uint32_t major, uint32_t minor);
+  // "major:minor" when the device is not listed.
   std::string Name(uint32_t major, uint32_t minor);
 
   // Parses /proc/diskstats content: major minor name ... per line.

@@ -28,6 +28,7 @@ struct CommonOptions {
   std::string log_level;
   std::string log_format;
   std::string btf_path;
+  std::vector<AttachMode> attach_modes;  // empty: all
   bool check = false;
   bool bpf_stats = false;
   bool help = false;
