@@ -1,0 +1,683 @@
+#!/usr/bin/python3
+"""vm.kernel_matrix: every scry exporter on a second kernel (Debian 12's 6.1 cloud kernel under QEMU/TCG).
+
+For each entry of EXPORTERS (the one place an exporter joins the matrix):
+  - on the host (6.18): `scry-<name> --check` must exit 0;
+  - in ONE guest boot holding all exporters, their libraries and the workloads' tools:
+    `--check` must exit 0; the exporter is started, serves /metrics, a workload drives its hooks
+    between scrapes, and the expected series must move (by the exact amount where the answer is
+    exact); SIGTERM must end it with exit 0.
+Across the whole matrix, the loader must never be rejected by the verifier (a CO-RE or verifier
+mistake), the /metrics self-metrics must agree with --check, and at least one hook must pick a
+different attach mode on 6.1 than on the host: that is the attach-mode fallback at work.
+
+Prints a table: exporter | hook | feature | mode (program) on the host | mode (program) in the guest.
+On any failure it prints why and the guest's whole console log (dmesg included).
+
+Exit status: 0 pass; 1 fail; 77 skipped (not root, or no network/package for the kernel; under
+CI=true those are failures). Only the Python 3 standard library is used. See tests/vm/README.md.
+"""
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+SKIP = 77
+CI = os.environ.get("CI") == "true"
+
+
+# ----------------------------------------------------------------------------------------------
+# The matrix. Adding an exporter = adding one Exporter(...) here.
+#
+# workload: busybox sh, run in the guest with the exporter serving; it may call
+#   scrape LABEL          scrape /metrics now and keep it under LABEL ("start" and "end" are
+#                         taken automatically before and after the workload)
+#   var NAME=VALUE        a value the expectations can use as {NAME} in labels (e.g. a device)
+#   die MESSAGE           fail the workload
+# The tools it needs are copied from the host (tools=, found in PATH) with their libraries.
+# expect: Delta(series, labels, op, value, since=, until=) on the scrapes named since/until;
+#         Value(series, labels, op, value, at=) in one scrape.
+# modes: {hook: {"host": mode, "guest": mode}} attach modes the --check tables must show.
+
+class Delta:
+    def __init__(self, name, labels=None, op="==", value=0, since="start", until="end"):
+        assert op in ("==", ">=", ">")
+        self.name, self.labels, self.op, self.value = name, dict(labels or {}), op, value
+        self.since, self.until = since, until
+
+    def describe(self, labels):
+        sel = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+        return "%s{%s} %s..%s delta %s %s" % (self.name, sel, self.since, self.until, self.op, self.value)
+
+
+class Value:
+    """A series' value in one scrape (default: the last one, "end")."""
+
+    def __init__(self, name, labels=None, op="==", value=0, at="end"):
+        assert op in ("==", ">=", ">")
+        self.name, self.labels, self.op, self.value, self.at = name, dict(labels or {}), op, value, at
+
+    def describe(self, labels):
+        sel = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+        return "%s{%s} at %s %s %s" % (self.name, sel, self.at, self.op, self.value)
+
+
+class Exporter:
+    def __init__(self, name, port, workload, expect, args=(), tools=(), modules=(), modes=None,
+                 workload_timeout=120):
+        self.name, self.port, self.workload, self.expect = name, port, workload, expect
+        self.args, self.tools, self.modules = list(args), list(tools), list(modules)
+        self.modes = modes or {}
+        self.workload_timeout = workload_timeout
+
+
+# scry-block: 30 O_DIRECT writes of 64 KiB and 50 O_DIRECT reads of 4 KiB on a loop device over a
+# file in tmpfs (one request each, nothing else touches that device), then buffered I/O on a
+# second loop device for the page cache: 256 written 4 KiB pages (dirtied), and after dropping
+# the caches 256 read ones (added to the cache, and marked accessed once each).
+BLOCK_WORKLOAD = r"""
+dd if=/dev/zero of=/tmp/direct.img bs=1M count=0 seek=64 2>/dev/null || die "make direct.img"
+dd if=/dev/zero of=/tmp/buffered.img bs=1M count=0 seek=16 2>/dev/null || die "make buffered.img"
+dev=$(losetup --find --show /tmp/direct.img) || die "losetup direct.img"
+buf=$(losetup --find --show /tmp/buffered.img) || die "losetup buffered.img"
+var dev=${dev#/dev/}
+var buf=${buf#/dev/}
+sleep 1
+scrape before_direct
+dd if=/dev/zero of=$dev bs=65536 count=30 oflag=direct status=none || die "direct writes"
+dd if=$dev of=/dev/null bs=4096 count=50 iflag=direct status=none || die "direct reads"
+scrape direct
+dd if=/dev/urandom of=$buf bs=4096 count=256 status=none || die "buffered writes"
+scrape buffered_write
+sync
+echo 3 > /proc/sys/vm/drop_caches
+scrape dropped
+dd if=$buf of=/dev/null bs=4096 count=256 status=none || die "buffered reads"
+scrape buffered_read
+losetup -d $dev; losetup -d $buf
+"""
+
+EXPORTERS = [
+    Exporter(
+        "block", 9652, BLOCK_WORKLOAD,
+        args=["--collector.cgroup", "--bpf.stats"],
+        tools=["losetup", "dd"],
+        modules=["loop"],
+        expect=[
+            Delta("scry_block_requests_total", {"device": "{dev}", "op": "write"}, "==", 30, "before_direct", "direct"),
+            Delta("scry_block_requests_total", {"device": "{dev}", "op": "read"}, "==", 50, "before_direct", "direct"),
+            Delta("scry_block_bytes_total", {"device": "{dev}", "op": "write"}, "==", 30 * 65536, "before_direct", "direct"),
+            Delta("scry_block_bytes_total", {"device": "{dev}", "op": "read"}, "==", 50 * 4096, "before_direct", "direct"),
+            Delta("scry_block_request_size_bytes_count", {"device": "{dev}", "op": "write"}, "==", 30, "before_direct", "direct"),
+            # the latency feature: every one of those requests has a service time
+            Delta("scry_block_service_duration_seconds_count", {"device": "{dev}", "op": "write"}, "==", 30, "before_direct", "direct"),
+            Delta("scry_block_service_duration_seconds_count", {"device": "{dev}", "op": "read"}, "==", 50, "before_direct", "direct"),
+            Delta("scry_block_page_cache_dirtied_total", {}, ">=", 256, "direct", "buffered_write"),
+            Delta("scry_block_page_cache_additions_total", {}, ">=", 256, "dropped", "buffered_read"),
+            Delta("scry_block_page_cache_accesses_total", {}, ">=", 256, "dropped", "buffered_read"),
+            Delta("scry_block_requests_total", {"device": "{buf}", "op": "read"}, ">", 0, "dropped", "buffered_read"),
+            # what the host cannot do: page cache accesses through fentry
+            Value("scry_feature_available", {"feature": "page_cache_accesses"}, "==", 1),
+            Value("scry_bpf_program_attached", {"hook": "page_access", "mode": "fentry"}, "==", 1),
+        ],
+        modes={
+            "rq_complete": {"guest": "tp_btf"},
+            "rq_issue": {"guest": "tp_btf"},
+            "page_access": {"host": "none", "guest": "fentry"},
+            "page_add": {"guest": "tp_btf"},
+            "page_dirty": {"guest": "tp_btf"},
+        },
+    ),
+]
+
+
+# ----------------------------------------------------------------------------------------------
+
+class Failure(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def log(msg):
+    print("vm.kernel_matrix: " + msg, flush=True)
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text format -> list of (name, {labels}, value)."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            raise Failure("unparsable metrics line: %r" % line)
+        out.append((m.group(1), dict(_LABEL.findall(m.group(3) or "")), float(m.group(4))))
+    return out
+
+
+def metric_sum(samples, name, labels):
+    """Sum of the series of name whose labels include labels; None if there is none."""
+    found = [v for n, ls, v in samples if n == name and all(ls.get(k) == v2 for k, v2 in labels.items())]
+    return sum(found) if found else None
+
+
+def parse_check(text):
+    """--check output -> (usable line, [{feature,state,hook,mode,program,rest}])."""
+    lines = text.splitlines()
+    rows, header_seen = [], False
+    for line in lines:
+        if line.startswith("FEATURE "):
+            header_seen = True
+            continue
+        if header_seen and line.strip():
+            parts = line.split(None, 4)
+            if len(parts) < 5:
+                raise Failure("unparsable --check line: %r" % line)
+            rows.append(dict(feature=parts[0], state=parts[1], hook=parts[2], mode=parts[3],
+                             program=parts[4].split()[0], rest=parts[4]))
+    if not header_seen:
+        raise Failure("--check printed no table:\n" + text)
+    return (lines[0] if lines else ""), rows
+
+
+# libbpf (through the exporter's debug log) names each candidate program the kernel refused.
+_LOAD_FAILED = re.compile(r"prog '([A-Za-z0-9_]+)': BPF program load failed: ([A-Za-z ]+)")
+
+
+def verifier_rejections(check_log):
+    """Programs the verifier refused (EACCES/EINVAL at load): a CO-RE or verifier bug, never a
+    missing hook (a missing hook fails earlier with ENOENT/ESRCH, or EPERM when fentry is off)."""
+    bad = {}
+    for m in _LOAD_FAILED.finditer(check_log):
+        if m.group(2).strip() in ("Permission denied", "Invalid argument"):
+            bad.setdefault(m.group(1), m.group(2).strip())
+    return bad
+
+
+def verifier_excerpt(check_log, program, limit=1500):
+    for line in check_log.splitlines():
+        if ("prog '%s': -- BEGIN PROG LOAD LOG" % program) in line:
+            text = line.split('detail="', 1)[-1].replace("\\n", "\n").replace('\\"', '"')
+            return text[:limit]
+    return "(no verifier log in the exporter's debug output)"
+
+
+# ----------------------------------------------------------------------------------------------
+# The guest script
+
+GUEST_LIB = r"""
+# sourced by the guest script and the workloads (generated by test_kernel_matrix.py)
+# (busybox wget's -T segfaults in Debian 12's busybox 1.35: bound it with timeout instead)
+mark() { echo "@@SCRY $*"; }
+die() { mark "DIE $EXPORTER $*"; exit 1; }
+var() { mark "VAR $EXPORTER $1"; }
+scrape() {
+    mark "SCRAPE-BEGIN $EXPORTER $1"
+    rm -f /tmp/scrape.txt
+    timeout 20 wget -q -O /tmp/scrape.txt "http://127.0.0.1:$PORT/metrics"; _rc=$?
+    cat /tmp/scrape.txt; echo
+    mark "SCRAPE-END $EXPORTER $1 rc=$_rc"
+}
+"""
+
+GUEST_EXPORTER = r"""
+EXPORTER=@NAME@; PORT=@PORT@; BIN=/usr/local/bin/scry-@NAME@; ARGS=@ARGS@
+mark "EXPORTER-BEGIN $EXPORTER"
+timeout @STEP@ $BIN --check --log.level debug $ARGS >/tmp/$EXPORTER.check 2>/tmp/$EXPORTER.check.log; rc=$?
+mark "CHECK-BEGIN $EXPORTER"; cat /tmp/$EXPORTER.check; mark "CHECK-END $EXPORTER rc=$rc"
+mark "CHECKLOG-BEGIN $EXPORTER"; cat /tmp/$EXPORTER.check.log; mark "CHECKLOG-END $EXPORTER"
+if [ $rc = 0 ]; then
+    $BIN --web.listen-address=127.0.0.1:$PORT $ARGS >/tmp/$EXPORTER.log 2>&1 &
+    pid=$!
+    ready=0; i=0
+    while [ $i -lt $((@STEP@ * 10)) ]; do
+        if timeout 10 wget -q -O /dev/null "http://127.0.0.1:$PORT/metrics" 2>/dev/null; then ready=1; break; fi
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1; i=$((i + 1))
+    done
+    mark "READY $EXPORTER $ready"
+    if [ $ready = 1 ]; then
+        scrape start
+        timeout @WORKLOAD_TIMEOUT@ sh -c '. /scry/matrix/lib.sh; EXPORTER=$1; PORT=$2; . /scry/matrix/workload-$1.sh' \
+            workload $EXPORTER $PORT; rc=$?
+        mark "WORKLOAD $EXPORTER rc=$rc"
+        scrape end
+    fi
+    kill -TERM $pid 2>/dev/null
+    ( sleep @STEP@; kill -KILL $pid 2>/dev/null ) & watchdog=$!
+    wait $pid; rc=$?
+    kill $watchdog 2>/dev/null
+    mark "STOPPED $EXPORTER rc=$rc"
+    mark "LOG-BEGIN $EXPORTER"; cat /tmp/$EXPORTER.log; mark "LOG-END $EXPORTER"
+fi
+mark "EXPORTER-END $EXPORTER"
+"""
+
+
+def guest_script(exporters, step_timeout):
+    parts = ["#!/bin/sh", ". /scry/matrix/lib.sh", 'mark "KERNEL $(uname -r)"']
+    for e in exporters:
+        parts.append(GUEST_EXPORTER
+                     .replace("@NAME@", e.name)
+                     .replace("@PORT@", str(e.port))
+                     .replace("@ARGS@", shlex.quote(" ".join(shlex.quote(a) for a in e.args)))
+                     .replace("@STEP@", str(int(step_timeout)))
+                     .replace("@WORKLOAD_TIMEOUT@", str(int(e.workload_timeout))))
+    parts.append('mark "ALL-DONE"')
+    return "\n".join(parts) + "\n"
+
+
+def parse_guest(output):
+    """The guest's marked output -> {exporter: {...}} plus the kernel release."""
+    res, kernel = {}, None
+    cur = None  # (exporter, kind, label) of an open block
+    buf = []
+    done = False
+    for line in output.splitlines():
+        if not line.startswith("@@SCRY "):
+            if cur:
+                buf.append(line)
+            continue
+        words = line[len("@@SCRY "):].split(" ", 3)
+        tag = words[0]
+        if tag == "KERNEL":
+            kernel = words[1] if len(words) > 1 else "?"
+            continue
+        if tag == "ALL-DONE":
+            done = True
+            continue
+        name = words[1] if len(words) > 1 else "?"
+        r = res.setdefault(name, dict(scrapes={}, vars={}, check=None, check_rc=None, check_log="", ready=None,
+                                      workload_rc=None, stop_rc=None, log="", died=[], finished=False))
+        if tag in ("CHECK-BEGIN", "CHECKLOG-BEGIN", "LOG-BEGIN", "SCRAPE-BEGIN"):
+            cur, buf = (name, tag, words[2] if len(words) > 2 else None), []
+        elif tag == "CHECK-END":
+            r["check"], r["check_rc"] = "\n".join(buf), int(words[2].split("=")[1])
+            cur = None
+        elif tag == "CHECKLOG-END":
+            r["check_log"], cur = "\n".join(buf), None
+        elif tag == "LOG-END":
+            r["log"], cur = "\n".join(buf), None
+        elif tag == "SCRAPE-END":
+            label, rc = words[2], int(words[3].split("=")[1])
+            r["scrapes"][label] = ("\n".join(buf), rc)
+            cur = None
+        elif tag == "VAR":
+            k, _, v = " ".join(words[2:]).partition("=")
+            r["vars"][k] = v
+        elif tag == "READY":
+            r["ready"] = words[2] == "1"
+        elif tag == "WORKLOAD":
+            r["workload_rc"] = int(words[2].split("=")[1])
+        elif tag == "STOPPED":
+            r["stop_rc"] = int(words[2].split("=")[1])
+        elif tag == "DIE":
+            r["died"].append(" ".join(words[2:]))
+        elif tag == "EXPORTER-END":
+            r["finished"] = True
+    return kernel, res, done
+
+
+# ----------------------------------------------------------------------------------------------
+
+class Run:
+    def __init__(self, args):
+        self.args = args
+        self.t0 = time.monotonic()
+        self.timings = []
+        self.errors = []
+        self.console = None
+
+    def remaining(self):
+        return self.args.deadline - (time.monotonic() - self.t0)
+
+    def timed(self, what, t):
+        self.timings.append((what, time.monotonic() - t))
+
+    def fail(self, msg):
+        self.errors.append(msg)
+
+
+def fetch_kernel(run):
+    t = time.monotonic()
+    cmd = [os.path.join(HERE, "fetch-kernel.sh"), run.args.cache_dir]
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                           timeout=max(30, run.remaining() - 120))
+    except subprocess.TimeoutExpired:
+        raise Failure("fetch-kernel.sh timed out")
+    run.timed("fetch kernel (cached after the first run)", t)
+    if p.returncode != 0:
+        msg = "fetch-kernel.sh failed: " + (p.stderr.strip().splitlines() or ["?"])[-1]
+        if CI:
+            raise Failure(msg + " (CI=true: a missing network or package is a failure)")
+        raise Skip(msg)
+    for line in p.stderr.splitlines():
+        if "package:" in line or "cached:" in line:
+            log(line.strip())
+
+
+def host_tool(name):
+    path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin:/bin")
+    if not path:
+        raise Failure("the workloads need %r on the host (to copy into the guest); it is not installed" % name)
+    return path
+
+
+def ensure_tracefs():
+    with open("/proc/mounts") as f:
+        if any(l.split()[1:3] == ["/sys/kernel/tracing", "tracefs"] for l in f):
+            return
+    subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def host_checks(run, binaries):
+    ensure_tracefs()
+    out = {}
+    t = time.monotonic()
+    for e in EXPORTERS:
+        try:
+            p = subprocess.run([binaries[e.name], "--check", "--log.level", "debug", *e.args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                               timeout=120)
+        except subprocess.TimeoutExpired:
+            run.fail("host: scry-%s --check did not finish in 120 s" % e.name)
+            continue
+        out[e.name] = p
+        if p.returncode != 0:
+            run.fail("host: scry-%s --check exited %d:\n%s%s" % (e.name, p.returncode, p.stdout, p.stderr[-3000:]))
+    run.timed("--check on the host", t)
+    return out
+
+
+def run_guest(run, binaries):
+    work = tempfile.mkdtemp(prefix="kernel-matrix.", dir=os.path.join(run.args.cache_dir, "tmp"))
+    try:
+        files = os.path.join(work, "matrix")
+        os.makedirs(files)
+        lib = GUEST_LIB
+        tools = sorted({t for e in EXPORTERS for t in e.tools})
+        tool_paths = {t: host_tool(t) for t in tools}
+        # Debian's busybox sh runs its applets before PATH; call the copied tools by path (also in
+        # the `sh -c` of the workloads, which does not see run-guest.py's prelude).
+        for t, p in tool_paths.items():
+            lib += '%s() { %s "$@"; }\n' % (t, shlex.quote(p))
+        with open(os.path.join(files, "lib.sh"), "w") as f:
+            f.write(lib)
+        for e in EXPORTERS:
+            with open(os.path.join(files, "workload-%s.sh" % e.name), "w") as f:
+                f.write(e.workload)
+        script = os.path.join(work, "guest.sh")
+        with open(script, "w") as f:
+            f.write(guest_script(EXPORTERS, run.args.step_timeout))
+
+        guest_timeout = min(run.args.guest_timeout, max(60, run.remaining() - 30))
+        cmd = [sys.executable, os.path.join(HERE, "run-guest.py"), "--cache-dir", run.args.cache_dir,
+               "--script", script, "--file", files + ":/scry/matrix", "--dmesg", "1",
+               "--timeout", str(int(guest_timeout)), "--boot-timeout", str(int(run.args.boot_timeout)),
+               "--log", os.path.join(work, "console.log")] + run.args.run_guest_arg
+        for e in EXPORTERS:
+            cmd += ["--bin", "%s:/usr/local/bin/scry-%s" % (binaries[e.name], e.name)]
+        for p in tool_paths.values():
+            cmd += ["--bin", p]
+        modules = sorted({m for e in EXPORTERS for m in e.modules} - {"loop"})
+        if modules:
+            cmd += ["--module", ",".join(modules)]
+        t = time.monotonic()
+        try:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                               timeout=guest_timeout + 60)
+        except subprocess.TimeoutExpired:
+            raise Failure("run-guest.py did not return within %d s" % (guest_timeout + 60))
+        run.timed("guest: initramfs + boot + all exporters + power-off", t)
+        if os.path.isfile(os.path.join(work, "console.log")):
+            with open(os.path.join(work, "console.log"), errors="replace") as f:
+                run.console = f.read()
+        else:
+            run.console = p.stderr
+        for line in p.stderr.splitlines():
+            if line.startswith("run-guest: initramfs"):
+                run.guest_timing = line[len("run-guest: "):]
+        if p.returncode != 0:
+            err = [l for l in p.stderr.splitlines() if l.startswith("run-guest: error")]
+            raise Failure("run-guest.py exited %d%s" % (p.returncode, (": " + err[0]) if err else ""))
+        return parse_guest(p.stdout)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def expand(labels, variables, exporter):
+    out = {}
+    for k, v in labels.items():
+        try:
+            out[k] = v.format(**variables)
+        except KeyError as e:
+            raise Failure("%s: the workload did not report var %s" % (exporter, e))
+    return out
+
+
+def evaluate_guest(run, kernel, guest, host):
+    """All guest-side assertions; returns {exporter: check rows} for the table."""
+    rows = {}
+    for e in EXPORTERS:
+        g = guest.get(e.name)
+        if not g:
+            run.fail("guest: scry-%s never ran (the guest script stopped before it)" % e.name)
+            continue
+        where = "guest %s: scry-%s" % (kernel, e.name)
+        if g["check"] is None:
+            run.fail("%s --check produced no result" % where)
+            continue
+        if g["check_rc"] != 0:
+            run.fail("%s --check exited %d:\n%s\n%s" % (where, g["check_rc"], g["check"], g["check_log"][-3000:]))
+        _, rows[e.name] = parse_check(g["check"])
+        for prog, why in sorted(verifier_rejections(g["check_log"]).items()):
+            run.fail("%s: the verifier rejected program %s (%s); the loader fell back to a worse mode. "
+                     "Start of its verifier log:\n%s" % (where, prog, why, verifier_excerpt(g["check_log"], prog)))
+        if g["check_rc"] != 0:
+            continue
+        if not g["ready"]:
+            run.fail("%s did not serve /metrics:\n%s" % (where, g["log"]))
+            continue
+        for d in g["died"]:
+            run.fail("%s workload: %s" % (where, d))
+        if g["workload_rc"] != 0:
+            run.fail("%s workload exited %s (124: timeout)" % (where, g["workload_rc"]))
+        if g["stop_rc"] != 0:
+            run.fail("%s exited %s on SIGTERM (want 0); its log:\n%s" % (where, g["stop_rc"], g["log"]))
+        scrapes = {}
+        for label, (text, rc) in g["scrapes"].items():
+            if rc != 0:
+                run.fail("%s: scrape %r failed (wget rc %d)" % (where, label, rc))
+                continue
+            try:
+                scrapes[label] = parse_metrics(text)
+            except Failure as err:
+                run.fail("%s: scrape %r: %s" % (where, label, err))
+
+        # The self-metrics agree with --check.
+        end = scrapes.get("end")
+        if end is not None:
+            for r in rows[e.name]:
+                if r["hook"] == "-" or r["state"] == "disabled":
+                    continue
+                if r["mode"] != "none":
+                    v = metric_sum(end, "scry_bpf_program_attached", {"hook": r["hook"], "mode": r["mode"]})
+                    if v != 1:
+                        run.fail("%s: --check attached hook %s as %s, but /metrics has "
+                                 "scry_bpf_program_attached{hook=%r,mode=%r} = %s"
+                                 % (where, r["hook"], r["mode"], r["hook"], r["mode"], v))
+            for feature in sorted({r["feature"] for r in rows[e.name]}):
+                state = [r["state"] for r in rows[e.name] if r["feature"] == feature][0]
+                if state == "disabled":
+                    continue
+                v = metric_sum(end, "scry_feature_available", {"feature": feature})
+                want = 1 if state == "available" else 0
+                if v != want:
+                    run.fail("%s: --check says feature %s is %s, /metrics has scry_feature_available = %s"
+                             % (where, feature, state, v))
+
+        # The workload moved what it should.
+        for d in e.expect:
+            try:
+                labels = expand(d.labels, g["vars"], e.name)
+            except Failure as err:
+                run.fail("%s: %s" % (where, err))
+                continue
+            what = d.describe(labels)
+            if isinstance(d, Value):
+                if d.at not in scrapes:
+                    run.fail("%s: %s: no scrape %r" % (where, what, d.at))
+                    continue
+                delta = metric_sum(scrapes[d.at], d.name, labels)
+                if delta is None:
+                    run.fail("%s: %s: series missing from the %r scrape" % (where, what, d.at))
+                    continue
+            else:
+                if d.since not in scrapes or d.until not in scrapes:
+                    run.fail("%s: %s: no scrape %r or %r" % (where, what, d.since, d.until))
+                    continue
+                a = metric_sum(scrapes[d.since], d.name, labels)
+                b = metric_sum(scrapes[d.until], d.name, labels)
+                if b is None:
+                    run.fail("%s: %s: series missing from the %r scrape" % (where, what, d.until))
+                    continue
+                delta = b - (a or 0)
+            ok = {"==": delta == d.value, ">=": delta >= d.value, ">": delta > d.value}[d.op]
+            if not ok:
+                run.fail("%s: %s: got %.17g" % (where, what, delta))
+            else:
+                log("guest: scry-%s: %s: %.17g ok" % (e.name, what, delta))
+    return rows
+
+
+def evaluate_modes(run, host_rows, guest_rows):
+    differs = []
+    for e in EXPORTERS:
+        h = {r["hook"]: r for r in host_rows.get(e.name, []) if r["hook"] != "-"}
+        g = {r["hook"]: r for r in guest_rows.get(e.name, []) if r["hook"] != "-"}
+        for hook, want in sorted(e.modes.items()):
+            for side, table in (("host", h), ("guest", g)):
+                if side in want and table:
+                    got = table.get(hook, {}).get("mode")
+                    if got != want[side]:
+                        run.fail("scry-%s: hook %s attached as %s on the %s, expected %s"
+                                 % (e.name, hook, got, side, want[side]))
+        for hook in sorted(set(h) & set(g)):
+            if h[hook]["state"] != "disabled" and h[hook]["mode"] != g[hook]["mode"]:
+                differs.append("%s/%s" % (e.name, hook))
+    if host_rows and guest_rows and not differs:
+        run.fail("no hook picked a different attach mode on 6.1 than on the host: the fallback was not exercised")
+    return differs
+
+
+def print_table(host_kernel, guest_kernel, host_rows, guest_rows):
+    hdr = ("exporter", "hook", "feature", "host %s" % host_kernel, "guest %s" % (guest_kernel or "?"))
+    lines = []
+    for e in EXPORTERS:
+        h = {r["hook"]: r for r in host_rows.get(e.name, [])}
+        g = {r["hook"]: r for r in guest_rows.get(e.name, [])}
+        hooks = [r["hook"] for r in (host_rows.get(e.name) or guest_rows.get(e.name) or []) if r["hook"] != "-"]
+        for hook in hooks:
+            cell = lambda r: "-" if not r else ("%s (%s)" % (r["mode"], r["program"]) if r["mode"] != "none"
+                                                else "none")
+            feature = (h.get(hook) or g.get(hook))["feature"]
+            lines.append(("scry-" + e.name, hook, feature, cell(h.get(hook)), cell(g.get(hook))))
+    widths = [max(len(x) for x in col) for col in zip(hdr, *lines)]
+    fmt = " | ".join("%%-%ds" % w for w in widths)
+    print(fmt % hdr)
+    print("-+-".join("-" * w for w in widths))
+    for l in lines:
+        print(fmt % l)
+    sys.stdout.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"))
+    ap.add_argument("--cache-dir", default=os.path.join(REPO, "build", "vm-cache"))
+    ap.add_argument("--deadline", type=float, default=540, help="whole test, seconds")
+    ap.add_argument("--guest-timeout", type=float, default=300, help="one guest run, seconds")
+    ap.add_argument("--boot-timeout", type=float, default=60)
+    ap.add_argument("--step-timeout", type=float, default=60, help="each step in the guest, seconds")
+    ap.add_argument("--run-guest-arg", action="append", default=[], metavar="ARG",
+                    help="extra run-guest.py argument, e.g. --run-guest-arg=--kernel-messages (repeatable)")
+    args = ap.parse_args()
+    args.cache_dir = os.path.abspath(args.cache_dir)
+    run = Run(args)
+    run.guest_timing = None
+    guest_kernel, guest, host_out, host_rows, guest_rows = None, {}, {}, {}, {}
+    try:
+        if os.geteuid() != 0:
+            raise Skip("needs root (BPF, apt-get for the kernel package)")
+        binaries = {}
+        for e in EXPORTERS:
+            binaries[e.name] = os.path.join(args.bin_dir, "scry-" + e.name)
+            if not os.access(binaries[e.name], os.X_OK):
+                raise Failure("%s is not built (every exporter of the matrix must be)" % binaries[e.name])
+        os.makedirs(os.path.join(args.cache_dir, "tmp"), exist_ok=True)
+        fetch_kernel(run)
+        host_out = host_checks(run, binaries)
+        for name, p in host_out.items():
+            if p.returncode == 0:
+                host_rows[name] = parse_check(p.stdout)[1]
+                for prog, why in sorted(verifier_rejections(p.stderr).items()):
+                    run.fail("host: scry-%s: the verifier rejected program %s (%s):\n%s"
+                             % (name, prog, why, verifier_excerpt(p.stderr, prog)))
+        guest_kernel, guest, done = run_guest(run, binaries)
+        if not done:
+            run.fail("the guest script did not reach its end")
+        guest_rows = evaluate_guest(run, guest_kernel, guest, host_out)
+        differs = evaluate_modes(run, host_rows, guest_rows)
+        print()
+        print_table(os.uname().release, guest_kernel, host_rows, guest_rows)
+        print()
+        if differs:
+            log("hooks with a different attach mode on 6.1 than on the host: " + ", ".join(differs))
+    except Skip as s:
+        if not CI:
+            log("SKIPPED: %s" % s)
+            return SKIP
+        run.fail("%s (CI=true: a test that would skip is a failure)" % s)
+    except Failure as f:
+        run.fail(str(f))
+        if host_rows or guest_rows:
+            print_table(os.uname().release, guest_kernel, host_rows, guest_rows)
+
+    if run.guest_timing:
+        log("run-guest: " + run.guest_timing)
+    for what, secs in run.timings:
+        log("time: %-52s %6.1f s" % (what, secs))
+    log("time: %-52s %6.1f s" % ("whole test", time.monotonic() - run.t0))
+    if run.errors:
+        for msg in run.errors:
+            print("FAIL: " + msg, flush=True)
+        if run.console:
+            print("----- guest console log (dmesg at the end) -----")
+            print(run.console)
+            print("----- end of guest console log -----")
+        log("FAILED (%d problem%s)" % (len(run.errors), "" if len(run.errors) == 1 else "s"))
+        return 1
+    log("PASSED")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
