@@ -6,8 +6,12 @@
 
 static __always_inline void scry_hist_add(struct scry_hist *h, __u64 v, __u64 unit, __u32 min_log2)
 {
-	__u32 slot = scry_hist_slot(v, unit, min_log2);
+	/* 64-bit and opaque to clang, so that the bound check and the index are one register: otherwise
+	 * clang checks one zero-extended copy and indexes with another, which older verifiers (6.1)
+	 * reject as an unbounded memory access. */
+	__u64 slot = scry_hist_slot(v, unit, min_log2);
 
+	barrier_var(slot);
 	if (slot >= SCRY_HIST_SLOTS) /* already true; the verifier wants to see it */
 		slot = SCRY_HIST_SLOTS - 1;
 	__sync_fetch_and_add(&h->slots[slot], 1);

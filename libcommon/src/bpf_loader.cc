@@ -20,9 +20,15 @@ namespace {
 
 int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
-  char buf[1024];
-  int n = std::vsnprintf(buf, sizeof(buf), format, args);
-  std::string msg(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  // Whole messages: a verifier log ends with the line that says why a program was rejected.
+  va_list copy;
+  va_copy(copy, args);
+  int n = std::vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  if (n <= 0) return 0;
+  std::string msg(static_cast<size_t>(n) + 1, '\0');
+  std::vsnprintf(msg.data(), msg.size(), format, args);
+  msg.resize(static_cast<size_t>(n));
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
   // libbpf explains every candidate the loader rejects; those are expected, so keep them at debug.
   log::Debug("libbpf", {{"detail", msg}});
