@@ -320,6 +320,18 @@ class Check(unittest.TestCase):
             self.assertIn(("page_cache_accesses", "unavailable", "page_access", "none"), lines, r.stdout)
         self.assertIn("usable", r.stdout.splitlines()[0])
 
+    def test_btf_path(self):
+        # The kernel's own BTF given as a file works as on a kernel without /sys/kernel/btf/vmlinux.
+        r = subprocess.run([self.binary, "--check", "--btf-path=/sys/kernel/btf/vmlinux"], capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(("io", "available", "rq_complete", "tp_btf"),
+                      {tuple(line.split()[:4]) for line in r.stdout.splitlines()})
+        r = subprocess.run([self.binary, "--check", "--btf-path=/nonexistent/vmlinux"], capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("/nonexistent/vmlinux", r.stderr)
+
 
 class Lifecycle(unittest.TestCase):
     def setUp(self):
