@@ -6,12 +6,16 @@ For each entry of EXPORTERS (the one place an exporter joins the matrix):
   - in ONE guest boot holding all exporters, their libraries and the workloads' tools:
     `--check` must exit 0; the exporter is started, serves /metrics, a workload drives its hooks
     between scrapes, and the expected series must move (by the exact amount where the answer is
-    exact); SIGTERM must end it with exit 0.
+    exact); SIGTERM must end it with exit 0. Then the same again for each of the entry's passes
+    (extra flags such as a narrowed --bpf.attach-modes, their own expected attach modes and
+    expectations), one after the other in the same guest: the fallback modes the default run never
+    picks on 6.1 (kprobe, raw_tp, tracepoint, fentry on the request hooks) are loaded and driven too.
 Across the whole matrix, the loader must never be rejected by the verifier (a CO-RE or verifier
 mistake), the /metrics self-metrics must agree with --check, and at least one hook must pick a
 different attach mode on 6.1 than on the host: that is the attach-mode fallback at work.
 
-Prints a table: exporter | hook | feature | mode (program) on the host | mode (program) in the guest.
+Prints a table: exporter | hook | feature | mode (program) on the host | mode (program) in the guest |
+one such column per pass name.
 On any failure it prints why and the guest's whole console log (dmesg included).
 
 Exit status: 0 pass; 1 fail; 77 skipped (not root, or no network/package for the kernel; under
@@ -46,6 +50,8 @@ CI = os.environ.get("CI") == "true"
 # expect: Delta(series, labels, op, value, since=, until=) on the scrapes named since/until;
 #         Value(series, labels, op, value, at=) in one scrape.
 # modes: {hook: {"host": mode, "guest": mode}} attach modes the --check tables must show.
+# passes: Pass(name, extra args, {hook: guest mode}, expect=) extra runs in the same guest, after
+#         the default one (same workload; expect defaults to the entry's).
 
 class Delta:
     def __init__(self, name, labels=None, op="==", value=0, since="start", until="end"):
@@ -70,13 +76,43 @@ class Value:
         return "%s{%s} at %s %s %s" % (self.name, sel, self.at, self.op, self.value)
 
 
+class Pass:
+    """An extra run of an exporter in the same guest, after its default run: the entry's args plus
+    `args` (e.g. a narrowed --bpf.attach-modes, to reach the fallback modes the default run never
+    picks on 6.1), the same workload, the expectations `expect` (default: the entry's) and the
+    guest attach modes `modes` ({hook: mode}, "none" for a hook that must not attach)."""
+
+    def __init__(self, name, args, modes, expect=None):
+        assert re.match(r"^[a-z0-9_]+$", name), name
+        self.name, self.args, self.modes, self.expect = name, list(args), dict(modes), expect
+
+
 class Exporter:
     def __init__(self, name, port, workload, expect, args=(), tools=(), modules=(), modes=None,
-                 workload_timeout=120):
+                 workload_timeout=120, passes=()):
         self.name, self.port, self.workload, self.expect = name, port, workload, expect
         self.args, self.tools, self.modules = list(args), list(tools), list(modules)
         self.modes = modes or {}
         self.workload_timeout = workload_timeout
+        self.passes = list(passes)
+        assert len({p.name for p in self.passes}) == len(self.passes), "pass names must be unique"
+
+
+class GuestRun:
+    """One run of an exporter in the guest: its default run (pass None) or one of its passes."""
+
+    def __init__(self, exporter, pass_=None):
+        self.exporter, self.pass_ = exporter, pass_
+        self.key = exporter.name if pass_ is None else "%s@%s" % (exporter.name, pass_.name)
+        self.args = exporter.args + (pass_.args if pass_ else [])
+        self.expect = exporter.expect if pass_ is None or pass_.expect is None else pass_.expect
+        self.label = "scry-%s%s" % (exporter.name, "" if pass_ is None else " [pass %s: %s]"
+                                     % (pass_.name, " ".join(pass_.args)))
+
+
+def guest_runs(exporters):
+    """Every run of every exporter, in the order the guest performs them."""
+    return [GuestRun(e, p) for e in exporters for p in [None] + e.passes]
 
 
 # scry-block: 30 O_DIRECT writes of 64 KiB and 50 O_DIRECT reads of 4 KiB on a loop device over a
@@ -105,25 +141,36 @@ scrape buffered_read
 losetup -d $dev; losetup -d $buf
 """
 
+# The O_DIRECT requests on {dev}: exact in every attach mode (one request, one completion each).
+BLOCK_DIRECT = [
+    Delta("scry_block_requests_total", {"device": "{dev}", "op": "write"}, "==", 30, "before_direct", "direct"),
+    Delta("scry_block_requests_total", {"device": "{dev}", "op": "read"}, "==", 50, "before_direct", "direct"),
+    Delta("scry_block_bytes_total", {"device": "{dev}", "op": "write"}, "==", 30 * 65536, "before_direct", "direct"),
+    Delta("scry_block_bytes_total", {"device": "{dev}", "op": "read"}, "==", 50 * 4096, "before_direct", "direct"),
+    Delta("scry_block_request_size_bytes_count", {"device": "{dev}", "op": "write"}, "==", 30, "before_direct", "direct"),
+    Delta("scry_block_requests_total", {"device": "{buf}", "op": "read"}, ">", 0, "dropped", "buffered_read"),
+]
+# The latency feature (a completion hook that gives the request): every one of them has a service time.
+BLOCK_LATENCY = [
+    Delta("scry_block_service_duration_seconds_count", {"device": "{dev}", "op": "write"}, "==", 30, "before_direct", "direct"),
+    Delta("scry_block_service_duration_seconds_count", {"device": "{dev}", "op": "read"}, "==", 50, "before_direct", "direct"),
+]
+BLOCK_PAGE_DIRTY = [Delta("scry_block_page_cache_dirtied_total", {}, ">=", 256, "direct", "buffered_write")]
+BLOCK_PAGE_ADD = [Delta("scry_block_page_cache_additions_total", {}, ">=", 256, "dropped", "buffered_read")]
+BLOCK_PAGE_ACCESS = [Delta("scry_block_page_cache_accesses_total", {}, ">=", 256, "dropped", "buffered_read")]
+
+
+def unavailable(*features):
+    return [Value("scry_feature_available", {"feature": f}, "==", 0) for f in features]
+
+
 EXPORTERS = [
     Exporter(
         "block", 9652, BLOCK_WORKLOAD,
         args=["--collector.cgroup", "--bpf.stats"],
         tools=["losetup", "dd"],
         modules=["loop"],
-        expect=[
-            Delta("scry_block_requests_total", {"device": "{dev}", "op": "write"}, "==", 30, "before_direct", "direct"),
-            Delta("scry_block_requests_total", {"device": "{dev}", "op": "read"}, "==", 50, "before_direct", "direct"),
-            Delta("scry_block_bytes_total", {"device": "{dev}", "op": "write"}, "==", 30 * 65536, "before_direct", "direct"),
-            Delta("scry_block_bytes_total", {"device": "{dev}", "op": "read"}, "==", 50 * 4096, "before_direct", "direct"),
-            Delta("scry_block_request_size_bytes_count", {"device": "{dev}", "op": "write"}, "==", 30, "before_direct", "direct"),
-            # the latency feature: every one of those requests has a service time
-            Delta("scry_block_service_duration_seconds_count", {"device": "{dev}", "op": "write"}, "==", 30, "before_direct", "direct"),
-            Delta("scry_block_service_duration_seconds_count", {"device": "{dev}", "op": "read"}, "==", 50, "before_direct", "direct"),
-            Delta("scry_block_page_cache_dirtied_total", {}, ">=", 256, "direct", "buffered_write"),
-            Delta("scry_block_page_cache_additions_total", {}, ">=", 256, "dropped", "buffered_read"),
-            Delta("scry_block_page_cache_accesses_total", {}, ">=", 256, "dropped", "buffered_read"),
-            Delta("scry_block_requests_total", {"device": "{buf}", "op": "read"}, ">", 0, "dropped", "buffered_read"),
+        expect=BLOCK_DIRECT + BLOCK_LATENCY + BLOCK_PAGE_DIRTY + BLOCK_PAGE_ADD + BLOCK_PAGE_ACCESS + [
             # what the host cannot do: page cache accesses through fentry
             Value("scry_feature_available", {"feature": "page_cache_accesses"}, "==", 1),
             Value("scry_bpf_program_attached", {"hook": "page_access", "mode": "fentry"}, "==", 1),
@@ -135,6 +182,40 @@ EXPORTERS = [
             "page_add": {"guest": "tp_btf"},
             "page_dirty": {"guest": "tp_btf"},
         },
+        # The default run picks tp_btf (and fentry for page_access) on 6.1; these passes narrow
+        # --bpf.attach-modes so that every other attach mode of each hook is loaded, attached
+        # and driven by the same workload. (The loader tries the modes in its fixed order
+        # tp_btf, raw_tp, tracepoint, fentry, kprobe, whatever order the flag lists them in.)
+        passes=[
+            # Only kprobes: the request hooks on blk_mq_start_request / blk_update_request, page
+            # accesses on folio_mark_accessed; page_add / page_dirty have no kprobe candidate.
+            Pass("kprobe", ["--bpf.attach-modes=kprobe"],
+                 modes={"rq_complete": "kprobe", "rq_issue": "kprobe", "rq_insert": "none", "rq_merge": "none",
+                        "page_access": "kprobe", "page_add": "none", "page_dirty": "none"},
+                 expect=BLOCK_DIRECT + BLOCK_LATENCY + BLOCK_PAGE_ACCESS
+                 + unavailable("page_cache_additions", "page_cache_dirtied")),
+            # Classic tracepoints, kprobes where a hook has none: rq_complete takes its tracepoint
+            # (it comes before kprobe), which gives no request, so there is no latency even though
+            # rq_issue attaches (kprobe); exact counts and bytes all the same. page_add and
+            # page_dirty through their tracepoints, page_access through its kprobe.
+            Pass("tracepoint", ["--bpf.attach-modes=kprobe,tracepoint"],
+                 modes={"rq_complete": "tracepoint", "rq_issue": "kprobe", "rq_insert": "none", "rq_merge": "none",
+                        "page_access": "kprobe", "page_add": "tracepoint", "page_dirty": "tracepoint"},
+                 expect=BLOCK_DIRECT + BLOCK_PAGE_DIRTY + BLOCK_PAGE_ADD + BLOCK_PAGE_ACCESS
+                 + unavailable("latency", "cgroup")),
+            # raw_tp for all four request hooks, fentry for page accesses.
+            Pass("raw_tp", ["--bpf.attach-modes=raw_tp,fentry"],
+                 modes={"rq_complete": "raw_tp", "rq_issue": "raw_tp", "rq_insert": "raw_tp", "rq_merge": "raw_tp",
+                        "page_access": "fentry", "page_add": "none", "page_dirty": "none"},
+                 expect=BLOCK_DIRECT + BLOCK_LATENCY + BLOCK_PAGE_ACCESS
+                 + unavailable("page_cache_additions", "page_cache_dirtied")),
+            # fentry for the request hooks (blk_mq_start_request / blk_update_request).
+            Pass("fentry", ["--bpf.attach-modes=fentry"],
+                 modes={"rq_complete": "fentry", "rq_issue": "fentry", "rq_insert": "none", "rq_merge": "none",
+                        "page_access": "fentry", "page_add": "none", "page_dirty": "none"},
+                 expect=BLOCK_DIRECT + BLOCK_LATENCY + BLOCK_PAGE_ACCESS
+                 + unavailable("page_cache_additions", "page_cache_dirtied")),
+        ],
     ),
 ]
 
@@ -190,10 +271,21 @@ def parse_check(text):
             if len(parts) < 5:
                 raise Failure("unparsable --check line: %r" % line)
             rows.append(dict(feature=parts[0], state=parts[1], hook=parts[2], mode=parts[3],
-                             program=parts[4].split()[0], rest=parts[4]))
+                             program=parts[4].split()[0], rest=parts[4], line=line))
     if not header_seen:
         raise Failure("--check printed no table:\n" + text)
     return (lines[0] if lines else ""), rows
+
+
+_CHECK_PROGRAM = re.compile(r"\S+(  \((optional; )?[^()]*\))?")
+
+
+def check_table_problems(rows):
+    """Rows of a --check table that are not whole: each is "program" or "program  (reasons)",
+    one line per hook. A row cut short, or two rows run together on one line, would otherwise
+    be misread (its hook silently missing from the table)."""
+    return ["--check row is cut short or runs into the next row (%d chars): %r" % (len(r["line"]), r["line"])
+            for r in rows if not _CHECK_PROGRAM.fullmatch(r["rest"].strip())]
 
 
 # libbpf (through the exporter's debug log) names each candidate program the kernel refused.
@@ -237,8 +329,8 @@ scrape() {
 """
 
 GUEST_EXPORTER = r"""
-EXPORTER=@NAME@; PORT=@PORT@; BIN=/usr/local/bin/scry-@NAME@; ARGS=@ARGS@
-mark "EXPORTER-BEGIN $EXPORTER"
+EXPORTER=@KEY@; PORT=@PORT@; BIN=/usr/local/bin/scry-@NAME@; ARGS=@ARGS@
+mark "EXPORTER-BEGIN $EXPORTER $(cut -d' ' -f1 /proc/uptime)"
 timeout @STEP@ $BIN --check --log.level debug $ARGS >/tmp/$EXPORTER.check 2>/tmp/$EXPORTER.check.log; rc=$?
 mark "CHECK-BEGIN $EXPORTER"; cat /tmp/$EXPORTER.check; mark "CHECK-END $EXPORTER rc=$rc"
 mark "CHECKLOG-BEGIN $EXPORTER"; cat /tmp/$EXPORTER.check.log; mark "CHECKLOG-END $EXPORTER"
@@ -254,8 +346,8 @@ if [ $rc = 0 ]; then
     mark "READY $EXPORTER $ready"
     if [ $ready = 1 ]; then
         scrape start
-        timeout @WORKLOAD_TIMEOUT@ sh -c '. /scry/matrix/lib.sh; EXPORTER=$1; PORT=$2; . /scry/matrix/workload-$1.sh' \
-            workload $EXPORTER $PORT; rc=$?
+        timeout @WORKLOAD_TIMEOUT@ sh -c '. /scry/matrix/lib.sh; EXPORTER=$1; PORT=$2; . /scry/matrix/workload-$3.sh' \
+            workload $EXPORTER $PORT @NAME@; rc=$?
         mark "WORKLOAD $EXPORTER rc=$rc"
         scrape end
     fi
@@ -266,19 +358,22 @@ if [ $rc = 0 ]; then
     mark "STOPPED $EXPORTER rc=$rc"
     mark "LOG-BEGIN $EXPORTER"; cat /tmp/$EXPORTER.log; mark "LOG-END $EXPORTER"
 fi
-mark "EXPORTER-END $EXPORTER"
+mark "EXPORTER-END $EXPORTER $(cut -d' ' -f1 /proc/uptime)"
 """
 
 
 def guest_script(exporters, step_timeout):
+    """The exporters one after the other, each's passes right after its default run (same port:
+    the previous process has exited)."""
     parts = ["#!/bin/sh", ". /scry/matrix/lib.sh", 'mark "KERNEL $(uname -r)"']
-    for e in exporters:
+    for r in guest_runs(exporters):
         parts.append(GUEST_EXPORTER
-                     .replace("@NAME@", e.name)
-                     .replace("@PORT@", str(e.port))
-                     .replace("@ARGS@", shlex.quote(" ".join(shlex.quote(a) for a in e.args)))
+                     .replace("@KEY@", r.key)
+                     .replace("@NAME@", r.exporter.name)
+                     .replace("@PORT@", str(r.exporter.port))
+                     .replace("@ARGS@", shlex.quote(" ".join(shlex.quote(a) for a in r.args)))
                      .replace("@STEP@", str(int(step_timeout)))
-                     .replace("@WORKLOAD_TIMEOUT@", str(int(e.workload_timeout))))
+                     .replace("@WORKLOAD_TIMEOUT@", str(int(r.exporter.workload_timeout))))
     parts.append('mark "ALL-DONE"')
     return "\n".join(parts) + "\n"
 
@@ -304,7 +399,8 @@ def parse_guest(output):
             continue
         name = words[1] if len(words) > 1 else "?"
         r = res.setdefault(name, dict(scrapes={}, vars={}, check=None, check_rc=None, check_log="", ready=None,
-                                      workload_rc=None, stop_rc=None, log="", died=[], finished=False))
+                                      workload_rc=None, stop_rc=None, log="", died=[], finished=False,
+                                      t_begin=None, t_end=None))
         if tag in ("CHECK-BEGIN", "CHECKLOG-BEGIN", "LOG-BEGIN", "SCRAPE-BEGIN"):
             cur, buf = (name, tag, words[2] if len(words) > 2 else None), []
         elif tag == "CHECK-END":
@@ -329,8 +425,12 @@ def parse_guest(output):
             r["stop_rc"] = int(words[2].split("=")[1])
         elif tag == "DIE":
             r["died"].append(" ".join(words[2:]))
+        elif tag == "EXPORTER-BEGIN" and len(words) > 2:
+            r["t_begin"] = float(words[2])
         elif tag == "EXPORTER-END":
             r["finished"] = True
+            if len(words) > 2:
+                r["t_end"] = float(words[2])
     return kernel, res, done
 
 
@@ -474,20 +574,27 @@ def expand(labels, variables, exporter):
 
 
 def evaluate_guest(run, kernel, guest, host):
-    """All guest-side assertions; returns {exporter: check rows} for the table."""
+    """All guest-side assertions; returns {run key: check rows} for the table."""
     rows = {}
-    for e in EXPORTERS:
-        g = guest.get(e.name)
+    for gr in guest_runs(EXPORTERS):
+        e = gr.exporter
+        g = guest.get(gr.key)
         if not g:
-            run.fail("guest: scry-%s never ran (the guest script stopped before it)" % e.name)
+            run.fail("guest: %s never ran (the guest script stopped before it)" % gr.label)
             continue
-        where = "guest %s: scry-%s" % (kernel, e.name)
+        where = "guest %s: %s" % (kernel, gr.label)
         if g["check"] is None:
             run.fail("%s --check produced no result" % where)
             continue
         if g["check_rc"] != 0:
             run.fail("%s --check exited %d:\n%s\n%s" % (where, g["check_rc"], g["check"], g["check_log"][-3000:]))
-        _, rows[e.name] = parse_check(g["check"])
+        try:
+            _, rows[gr.key] = parse_check(g["check"])
+        except Failure as err:
+            run.fail("%s: %s" % (where, err))
+            continue
+        for msg in check_table_problems(rows[gr.key]):
+            run.fail("%s: %s" % (where, msg))
         for prog, why in sorted(verifier_rejections(g["check_log"]).items()):
             run.fail("%s: the verifier rejected program %s (%s); the loader fell back to a worse mode. "
                      "Start of its verifier log:\n%s" % (where, prog, why, verifier_excerpt(g["check_log"], prog)))
@@ -515,7 +622,7 @@ def evaluate_guest(run, kernel, guest, host):
         # The self-metrics agree with --check.
         end = scrapes.get("end")
         if end is not None:
-            for r in rows[e.name]:
+            for r in rows[gr.key]:
                 if r["hook"] == "-" or r["state"] == "disabled":
                     continue
                 if r["mode"] != "none":
@@ -524,8 +631,8 @@ def evaluate_guest(run, kernel, guest, host):
                         run.fail("%s: --check attached hook %s as %s, but /metrics has "
                                  "scry_bpf_program_attached{hook=%r,mode=%r} = %s"
                                  % (where, r["hook"], r["mode"], r["hook"], r["mode"], v))
-            for feature in sorted({r["feature"] for r in rows[e.name]}):
-                state = [r["state"] for r in rows[e.name] if r["feature"] == feature][0]
+            for feature in sorted({r["feature"] for r in rows[gr.key]}):
+                state = [r["state"] for r in rows[gr.key] if r["feature"] == feature][0]
                 if state == "disabled":
                     continue
                 v = metric_sum(end, "scry_feature_available", {"feature": feature})
@@ -535,9 +642,9 @@ def evaluate_guest(run, kernel, guest, host):
                              % (where, feature, state, v))
 
         # The workload moved what it should.
-        for d in e.expect:
+        for d in gr.expect:
             try:
-                labels = expand(d.labels, g["vars"], e.name)
+                labels = expand(d.labels, g["vars"], gr.label)
             except Failure as err:
                 run.fail("%s: %s" % (where, err))
                 continue
@@ -564,7 +671,7 @@ def evaluate_guest(run, kernel, guest, host):
             if not ok:
                 run.fail("%s: %s: got %.17g" % (where, what, delta))
             else:
-                log("guest: scry-%s: %s: %.17g ok" % (e.name, what, delta))
+                log("guest: %s: %s: %.17g ok" % (gr.label, what, delta))
     return rows
 
 
@@ -583,29 +690,56 @@ def evaluate_modes(run, host_rows, guest_rows):
         for hook in sorted(set(h) & set(g)):
             if h[hook]["state"] != "disabled" and h[hook]["mode"] != g[hook]["mode"]:
                 differs.append("%s/%s" % (e.name, hook))
+    for gr in guest_runs(EXPORTERS):
+        if gr.pass_ is None or gr.key not in guest_rows:
+            continue
+        table = {r["hook"]: r for r in guest_rows[gr.key] if r["hook"] != "-"}
+        for hook, want in sorted(gr.pass_.modes.items()):
+            row = table.get(hook)
+            got = row["mode"] if row else None
+            if got != want:
+                run.fail("guest: %s: hook %s attached as %s, expected %s%s"
+                         % (gr.label, hook, got, want, ("; --check says: " + row["rest"]) if row else ""))
     if host_rows and guest_rows and not differs:
         run.fail("no hook picked a different attach mode on 6.1 than on the host: the fallback was not exercised")
     return differs
 
 
+def pass_names():
+    names = []
+    for e in EXPORTERS:
+        names += [p.name for p in e.passes if p.name not in names]
+    return names
+
+
 def print_table(host_kernel, guest_kernel, host_rows, guest_rows):
-    hdr = ("exporter", "hook", "feature", "host %s" % host_kernel, "guest %s" % (guest_kernel or "?"))
+    """exporter | hook | feature | host | guest | guest, pass <name> (one column per pass name)."""
+    passes = pass_names()
+    hdr = (("exporter", "hook", "feature", "host %s" % host_kernel, "guest %s" % (guest_kernel or "?"))
+           + tuple("guest, pass %s" % n for n in passes))
+    cell = lambda r: "-" if not r else ("%s (%s)" % (r["mode"], r["program"]) if r["mode"] != "none" else "none")
     lines = []
     for e in EXPORTERS:
         h = {r["hook"]: r for r in host_rows.get(e.name, [])}
         g = {r["hook"]: r for r in guest_rows.get(e.name, [])}
-        hooks = [r["hook"] for r in (host_rows.get(e.name) or guest_rows.get(e.name) or []) if r["hook"] != "-"]
+        p = {n: {r["hook"]: r for r in guest_rows.get("%s@%s" % (e.name, n), [])} for n in passes}
+        hooks = []
+        for rows in [host_rows.get(e.name), guest_rows.get(e.name)] + [guest_rows.get("%s@%s" % (e.name, n))
+                                                                         for n in passes]:
+            hooks += [r["hook"] for r in rows or [] if r["hook"] != "-" and r["hook"] not in hooks]
         for hook in hooks:
-            cell = lambda r: "-" if not r else ("%s (%s)" % (r["mode"], r["program"]) if r["mode"] != "none"
-                                                else "none")
-            feature = (h.get(hook) or g.get(hook))["feature"]
-            lines.append(("scry-" + e.name, hook, feature, cell(h.get(hook)), cell(g.get(hook))))
+            feature = [t[hook]["feature"] for t in [h, g] + [p[n] for n in passes] if hook in t][0]
+            lines.append(("scry-" + e.name, hook, feature, cell(h.get(hook)), cell(g.get(hook)))
+                         + tuple(cell(p[n].get(hook)) for n in passes))
     widths = [max(len(x) for x in col) for col in zip(hdr, *lines)]
     fmt = " | ".join("%%-%ds" % w for w in widths)
     print(fmt % hdr)
     print("-+-".join("-" * w for w in widths))
     for l in lines:
         print(fmt % l)
+    for e in EXPORTERS:
+        for ps in e.passes:
+            print("pass %s of scry-%s: %s" % (ps.name, e.name, " ".join(ps.args)))
     sys.stdout.flush()
 
 
@@ -638,10 +772,16 @@ def main():
         for name, p in host_out.items():
             if p.returncode == 0:
                 host_rows[name] = parse_check(p.stdout)[1]
+                for msg in check_table_problems(host_rows[name]):
+                    run.fail("host: scry-%s: %s" % (name, msg))
                 for prog, why in sorted(verifier_rejections(p.stderr).items()):
                     run.fail("host: scry-%s: the verifier rejected program %s (%s):\n%s"
                              % (name, prog, why, verifier_excerpt(p.stderr, prog)))
         guest_kernel, guest, done = run_guest(run, binaries)
+        for gr in guest_runs(EXPORTERS):
+            g = guest.get(gr.key)
+            if g and g["t_begin"] is not None and g["t_end"] is not None:
+                run.timings.append(("  guest run of scry-%s" % gr.key, g["t_end"] - g["t_begin"]))
         if not done:
             run.fail("the guest script did not reach its end")
         guest_rows = evaluate_guest(run, guest_kernel, guest, host_out)
