@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "scry/errors.h"
+#include "scry/lifecycle.h"
 #include "scry/log.h"
 
 namespace scry {
@@ -166,8 +167,18 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
   sections.reset();
 
   bool any_attached = std::any_of(hooks_.begin(), hooks_.end(), [](const auto& h) { return !h.program.empty(); });
-  if (!any_attached && permission_denied)
+  if (!any_attached && permission_denied && !HasBpfPrivileges())
     throw RuntimeError("cannot load BPF programs: permission denied (run as root, or with CAP_BPF and CAP_PERFMON)");
+
+  // Hooks of features that turned out unavailable are not loaded: they would only cost.
+  ComputeFeatures();
+  for (auto& h : hooks_) {
+    if (h.program.empty() || FeatureAvailable(h.feature)) continue;
+    h.rejected.emplace_back(h.program, "not loaded: feature " + h.feature + " is unavailable");
+    h.error = h.rejected.back().second;
+    h.program.clear();
+    h.mode = AttachMode::None;
+  }
 
   // The real object: only the winners load.
   obj_ = Open();
@@ -192,7 +203,10 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
     }
     links_.push_back(link);
   }
+  ComputeFeatures();  // again, in case a final attach failed where its probe had worked
+}
 
+void BpfObject::ComputeFeatures() {
   for (auto& f : features_) {
     if (!f.enabled) continue;
     bool all_required = true, any = false;
@@ -202,8 +216,6 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
       else if (!h.optional) all_required = false;
     }
     f.available = all_required && (any || !HasHooks(f.spec.name));
-  }
-  for (auto& f : features_) {
     for (const auto& [hook, modes] : f.spec.needs_hook_modes) {
       const HookResult* h = Hook(hook);
       if (!h || std::find(modes.begin(), modes.end(), h->mode) == modes.end()) f.available = false;

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cstdio>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
 
@@ -142,11 +143,14 @@ CommonOptions ParseOptions(const ExporterInfo& info, Exporter& exporter, int arg
 
 std::string CheckReport(const ExporterInfo& info, const BpfObject& bpf) {
   std::ostringstream out;
-  out << "scry-" << info.name << " " << kVersion << " on " << (bpf.Usable() ? "this kernel: usable" : "this kernel: NOT usable")
+  out << "scry-" << info.name << " " << kVersion << " on this kernel: " << (bpf.Usable() ? "usable" : "NOT usable")
       << "\n";
-  char line[256];
-  std::snprintf(line, sizeof(line), "%-22s %-12s %-16s %-11s %s\n", "FEATURE", "STATE", "HOOK", "MODE", "PROGRAM");
-  out << line;
+  auto row = [&out](const std::string& feature, const std::string& state, const std::string& hook,
+                    const std::string& mode, const std::string& program) {
+    out << std::left << std::setw(22) << feature << ' ' << std::setw(12) << state << ' ' << std::setw(16) << hook
+        << ' ' << std::setw(11) << mode << ' ' << program << "\n";
+  };
+  row("FEATURE", "STATE", "HOOK", "MODE", "PROGRAM");
   for (const auto& f : bpf.features()) {
     std::string state = !f.enabled ? "disabled" : f.available ? "available" : "unavailable";
     bool any_hook = false;
@@ -156,19 +160,15 @@ std::string CheckReport(const ExporterInfo& info, const BpfObject& bpf) {
       std::string program = h.program.empty() ? "-" : h.program;
       if (f.enabled && h.mode == AttachMode::None) {
         program += "  (" + std::string(h.optional ? "optional; " : "");
-        for (size_t i = 0; i < h.rejected.size(); i++)
-          program += (i ? ", " : "") + h.rejected[i].first + ": " + h.rejected[i].second.substr(0, h.rejected[i].second.find(':'));
+        for (size_t i = 0; i < h.rejected.size(); i++) {
+          const auto& [name, error] = h.rejected[i];
+          program += (i ? ", " : "") + name + ": " + error.substr(0, error.find(':'));
+        }
         program += ")";
       }
-      std::snprintf(line, sizeof(line), "%-22s %-12s %-16s %-11s %s\n", f.spec.name.c_str(), state.c_str(),
-                    h.hook.c_str(), f.enabled ? AttachModeName(h.mode) : "-", program.c_str());
-      out << line;
+      row(f.spec.name, state, h.hook, f.enabled ? AttachModeName(h.mode) : "-", program);
     }
-    if (!any_hook) {
-      std::snprintf(line, sizeof(line), "%-22s %-12s %-16s %-11s %s\n", f.spec.name.c_str(), state.c_str(), "-",
-                    "-", "-");
-      out << line;
-    }
+    if (!any_hook) row(f.spec.name, state, "-", "-", "-");
   }
   return out.str();
 }

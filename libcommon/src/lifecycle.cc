@@ -78,6 +78,17 @@ std::vector<std::string> KeepOnlyCapabilities(const std::vector<std::string>& na
   return kept;
 }
 
+bool HasBpfPrivileges() {
+  cap_t caps = cap_get_proc();
+  auto has = [caps](cap_value_t cap) {
+    cap_flag_value_t v = CAP_CLEAR;
+    return CAP_IS_SUPPORTED(cap) && cap_get_flag(caps, cap, CAP_EFFECTIVE, &v) == 0 && v == CAP_SET;
+  };
+  bool ok = has(CAP_BPF) || has(CAP_SYS_ADMIN);
+  cap_free(caps);
+  return ok;
+}
+
 std::vector<std::string> CapabilitiesToReadMaps() {
   if (CAP_IS_SUPPORTED(CAP_BPF)) return {"cap_bpf", "cap_perfmon"};
   return {"cap_sys_admin"};

@@ -106,6 +106,7 @@ class BpfObject {
  private:
   bpf_object* Open() const;
   bool HasHooks(const std::string& feature) const;
+  void ComputeFeatures();
   bool TryCandidate(const std::string& program, std::string* error) const;
 
   BpfSpec spec_;

@@ -20,6 +20,9 @@ int WaitForStopSignal();
 // every other one from the effective, permitted and inheritable sets. Returns what was kept.
 std::vector<std::string> KeepOnlyCapabilities(const std::vector<std::string>& names);
 
+// True if the process has what loading BPF programs takes (CAP_BPF, or CAP_SYS_ADMIN).
+bool HasBpfPrivileges();
+
 // What reading maps at scrape time needs: CAP_BPF (and CAP_PERFMON), or CAP_SYS_ADMIN on kernels
 // older than 5.8, which have no CAP_BPF.
 std::vector<std::string> CapabilitiesToReadMaps();
