@@ -38,14 +38,21 @@ DiskCollector::DiskCollector(const BpfObject& bpf) : bpf_(bpf) {
 }
 
 std::optional<std::string> DiskCollector::DeviceLabel(uint32_t dev) const {
-  auto name = disks_.Lookup(KernelDevMajor(dev), KernelDevMinor(dev));
-  if (name) {
-    missing_since_.erase(dev);
+  auto now = std::chrono::steady_clock::now();
+  if (auto name = disks_.Lookup(KernelDevMajor(dev), KernelDevMinor(dev))) {
+    missing_.erase(dev);
+    names_[dev] = *name;
     return name;
   }
-  auto [it, inserted] = missing_since_.emplace(dev, std::chrono::steady_clock::now());
-  if (std::chrono::steady_clock::now() - it->second > kGoneDeviceGrace) return std::nullopt;
-  return std::to_string(KernelDevMajor(dev)) + ":" + std::to_string(KernelDevMinor(dev));
+  auto known = names_.find(dev);
+  std::string last = known != names_.end()
+                         ? known->second
+                         : std::to_string(KernelDevMajor(dev)) + ":" + std::to_string(KernelDevMinor(dev));
+  auto [it, inserted] = missing_.try_emplace(dev, Missing{now, last});
+  if (now - it->second.since <= kGoneDeviceGrace) return it->second.name;
+  missing_.erase(it);
+  names_.erase(dev);
+  return std::nullopt;
 }
 
 std::vector<prometheus::MetricFamily> DiskCollector::Collect() const {
@@ -124,6 +131,10 @@ std::vector<prometheus::MetricFamily> CgroupCollector::Collect() const {
   std::vector<block_cgroup_key> expired;
   ForEachEntry<block_cgroup_key, scry_hist>(fd, [&](const block_cgroup_key& k, const scry_hist& h) {
     auto path = cgroups_.Path(k.cgroup_id);
+    if (!path && resolved_ids_.count(k.cgroup_id)) {  // dead, and its retention is over
+      expired.push_back(k);
+      return;
+    }
     if (!path) {
       auto [it, inserted] = unresolved_since_.emplace(k.cgroup_id, now);
       if (inserted) unresolved_ids_++;
@@ -131,6 +142,7 @@ std::vector<prometheus::MetricFamily> CgroupCollector::Collect() const {
       return;
     }
     unresolved_since_.erase(k.cgroup_id);
+    resolved_ids_.insert(k.cgroup_id);
     live.insert(*path);
     if (!named_.count(*path)) {
       if (named_.size() < max_cgroups_)
@@ -145,6 +157,7 @@ std::vector<prometheus::MetricFamily> CgroupCollector::Collect() const {
   for (const auto& k : expired) {
     bpf_map_delete_elem(fd, &k);
     unresolved_since_.erase(k.cgroup_id);
+    resolved_ids_.erase(k.cgroup_id);
   }
   std::erase_if(named_, [&](const std::string& path) { return !live.count(path); });  // dead: slot freed
   for (const auto& [key, hist] : series)

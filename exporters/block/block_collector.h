@@ -20,7 +20,8 @@ namespace scry::block {
 const char* OpName(uint32_t op);
 
 // Per disk and operation: latency, sizes, requests, bytes, errors.
-// Devices that leave /proc/diskstats (a detached loop device) lose their series after a grace period.
+// Devices that leave /proc/diskstats (a deleted loop device, an unplugged disk) keep their last name
+// for a grace period, then their series and map entries go.
 class DiskCollector : public prometheus::Collectable {
  public:
   explicit DiskCollector(const BpfObject& bpf);
@@ -34,7 +35,12 @@ class DiskCollector : public prometheus::Collectable {
   bool queue_time_, service_time_;
   mutable std::mutex mutex_;
   mutable DiskNames disks_;
-  mutable std::map<uint32_t, std::chrono::steady_clock::time_point> missing_since_;
+  struct Missing {
+    std::chrono::steady_clock::time_point since;
+    std::string name;
+  };
+  mutable std::map<uint32_t, std::string> names_;  // last name seen per device
+  mutable std::map<uint32_t, Missing> missing_;
 };
 
 // Per cgroup and disk: I/O latency from first sight of the request to completion.
@@ -52,6 +58,7 @@ class CgroupCollector : public prometheus::Collectable {
   // When each cgroup id was first seen without a path; after a grace period its entries go.
   mutable std::map<uint64_t, std::chrono::steady_clock::time_point> unresolved_since_;
   mutable uint64_t unresolved_ids_ = 0;
+  mutable std::set<uint64_t> resolved_ids_;  // ids that had a path: when it goes, the cgroup is dead
   // Cgroups that have a series of their own: they keep it while they live, so that a cgroup does
   // not move in and out of "other" (which would look like counter resets).
   mutable std::set<std::string> named_;

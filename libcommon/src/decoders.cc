@@ -22,6 +22,7 @@ std::map<std::pair<uint32_t, uint32_t>, std::string> DiskNames::Parse(const std:
 }
 
 void DiskNames::Reload() {
+  last_reload_ = std::chrono::steady_clock::now();
   std::ifstream in(path_);
   std::stringstream content;
   content << in.rdbuf();
@@ -30,8 +31,9 @@ void DiskNames::Reload() {
 
 std::optional<std::string> DiskNames::Lookup(uint32_t major, uint32_t minor) {
   std::lock_guard lock(mutex_);
+  // Disks come and go: look again at most once a second, and at once for an unknown number.
   auto it = names_.find({major, minor});
-  if (it == names_.end()) {  // a disk that appeared since the last look, or one that is gone
+  if (it == names_.end() || std::chrono::steady_clock::now() - last_reload_ >= std::chrono::seconds(1)) {
     Reload();
     it = names_.find({major, minor});
   }

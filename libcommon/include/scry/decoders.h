@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -30,6 +31,7 @@ class DiskNames {
  private:
   void Reload();
   std::string path_;
+  std::chrono::steady_clock::time_point last_reload_{};
   std::mutex mutex_;
   std::map<std::pair<uint32_t, uint32_t>, std::string> names_;
 };
