@@ -63,17 +63,26 @@ struct request___with_rq_disk {
 	struct gendisk *rq_disk;
 } __attribute__((preserve_access_index));
 
-static __always_inline __u32 rq_dev(struct request *rq)
+/* Field reads from the kernel. BTF-typed hooks (tp_btf, fentry) may load fields directly, which is
+ * much cheaper than a probe-read helper call; raw_tp and kprobe hooks must use the helper. The
+ * `direct` argument is a constant at each call site, so each program keeps one of the two. */
+#define RQ_READ(direct, ptr, field) ((direct) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
+static __always_inline __u32 rq_dev(struct request *rq, bool direct)
 {
+	struct request___with_rq_disk *old = (void *)rq;
 	struct gendisk *disk;
 
-	if (bpf_core_field_exists(((struct request___with_rq_disk *)rq)->rq_disk))
-		disk = BPF_CORE_READ((struct request___with_rq_disk *)rq, rq_disk);
-	else
-		disk = BPF_CORE_READ(rq, q, disk);
+	if (bpf_core_field_exists(old->rq_disk)) {
+		disk = RQ_READ(direct, old, rq_disk);
+	} else {
+		struct request_queue *q = RQ_READ(direct, rq, q);
+
+		disk = RQ_READ(direct, q, disk);
+	}
 	if (!disk)
 		return 0;
-	return ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
+	return ((__u32)RQ_READ(direct, disk, major) << 20) | (__u32)RQ_READ(direct, disk, first_minor);
 }
 
 /* Grouped as the classic tracepoints' rwbs groups them, so that every attach mode labels alike. */
@@ -182,17 +191,17 @@ static __always_inline void on_insert(struct request *rq)
 static __always_inline void on_issue(struct request *rq)
 {
 	__u64 key = (__u64)rq, now = bpf_ktime_get_ns();
-	struct block_inflight *in = bpf_map_lookup_elem(&inflight, &key);
-	struct block_inflight val = { .issue_ns = now };
+	struct block_inflight val = { .issue_ns = now }, *in;
 
-	if (in) {
-		in->issue_ns = now;
-		return;
-	}
-	/* No insert: the request bypassed the scheduler, or was inserted before we attached. */
+	/* Most requests bypass the scheduler (no insert): then one map operation is all it takes. */
 	if (track_cgroups)
 		val.cgroup_id = bpf_get_current_cgroup_id();
-	if (bpf_map_update_elem(&inflight, &key, &val, BPF_ANY))
+	if (!bpf_map_update_elem(&inflight, &key, &val, BPF_NOEXIST))
+		return;
+	in = bpf_map_lookup_elem(&inflight, &key);
+	if (in)
+		in->issue_ns = now; /* inserted earlier: keep its insert time and cgroup */
+	else
 		scry_count_lost(&lost_events, LOST_INFLIGHT_FULL);
 }
 
@@ -214,7 +223,8 @@ static __always_inline void record_cgroup(__u64 cgroup_id, __u32 dev, __u64 ns)
 
 /* One completion of nr_bytes. rq is NULL when the hook gives no request (classic tracepoint):
  * then there is no latency, and every partial completion counts as a request. */
-static __always_inline void on_complete(struct request *rq, __u32 dev, __u32 op, __s32 error, __u32 nr_bytes)
+static __always_inline void on_complete(struct request *rq, __u32 dev, __u32 op, __s32 error, __u32 nr_bytes,
+					__u32 data_len)
 {
 	struct block_inflight *in = NULL;
 	struct block_disk_stats *s;
@@ -224,7 +234,7 @@ static __always_inline void on_complete(struct request *rq, __u32 dev, __u32 op,
 		return;
 	if (rq) {
 		in = bpf_map_lookup_elem(&inflight, &key);
-		if (BPF_CORE_READ(rq, __data_len) > nr_bytes) {
+		if (data_len > nr_bytes) {
 			/* A partial completion: the request goes on; its bytes count at the end. */
 			if (in)
 				in->partial_bytes += nr_bytes;
@@ -256,9 +266,10 @@ static __always_inline void on_complete(struct request *rq, __u32 dev, __u32 op,
 	bpf_map_delete_elem(&inflight, &key);
 }
 
-static __always_inline void on_complete_rq(struct request *rq, __u8 status, __u32 nr_bytes)
+static __always_inline void on_complete_rq(struct request *rq, __u8 status, __u32 nr_bytes, bool direct)
 {
-	on_complete(rq, rq_dev(rq), op_from_flags(BPF_CORE_READ(rq, cmd_flags)), errno_of_status(status), nr_bytes);
+	on_complete(rq, rq_dev(rq, direct), op_from_flags(RQ_READ(direct, rq, cmd_flags)), errno_of_status(status),
+		    nr_bytes, RQ_READ(direct, rq, __data_len));
 }
 
 /* The request argument of block_rq_insert/issue/merge, whichever prototype the kernel has. */
@@ -338,14 +349,14 @@ int BPF_KPROBE(rq_issue_kprobe, struct request *rq)
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(rq_complete_btf, struct request *rq, __u8 status, unsigned int nr_bytes)
 {
-	on_complete_rq(rq, status, nr_bytes);
+	on_complete_rq(rq, status, nr_bytes, true);
 	return 0;
 }
 
 SEC("raw_tp/block_rq_complete")
 int rq_complete_raw(struct bpf_raw_tracepoint_args *ctx)
 {
-	on_complete_rq((struct request *)ctx->args[0], (__u8)ctx->args[1], (__u32)ctx->args[2]);
+	on_complete_rq((struct request *)ctx->args[0], (__u8)ctx->args[1], (__u32)ctx->args[2], false);
 	return 0;
 }
 
@@ -357,21 +368,21 @@ int rq_complete_tp(struct trace_event_raw_block_rq_completion *ctx)
 
 	bpf_probe_read_kernel(rwbs, sizeof(rwbs), ctx->rwbs);
 	on_complete(NULL, BPF_CORE_READ(ctx, dev), op_from_rwbs(rwbs), error < 0 ? -error : error,
-		    BPF_CORE_READ(ctx, nr_sector) << 9);
+		    BPF_CORE_READ(ctx, nr_sector) << 9, 0);
 	return 0;
 }
 
 SEC("fentry/blk_update_request")
 int BPF_PROG(rq_complete_fentry, struct request *rq, __u8 status, unsigned int nr_bytes)
 {
-	on_complete_rq(rq, status, nr_bytes);
+	on_complete_rq(rq, status, nr_bytes, true);
 	return 0;
 }
 
 SEC("kprobe/blk_update_request")
 int BPF_KPROBE(rq_complete_kprobe, struct request *rq, __u8 status, unsigned int nr_bytes)
 {
-	on_complete_rq(rq, status, nr_bytes);
+	on_complete_rq(rq, status, nr_bytes, false);
 	return 0;
 }
 
