@@ -1,6 +1,8 @@
 #include "scry/cgroup.h"
 
 #include <gtest/gtest.h>
+
+#include "fixture.h"
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -10,12 +12,7 @@
 namespace scry {
 namespace {
 
-std::string ReadFixture(const std::string& name) {
-  std::ifstream in(std::string(SCRY_TEST_FIXTURES) + "/" + name);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using test::ReadFixture;
 
 TEST(FindCgroup2Mount, HybridLayout) {
   EXPECT_EQ(FindCgroup2Mount(ReadFixture("proc/mountinfo.hybrid")), "/sys/fs/cgroup/unified");

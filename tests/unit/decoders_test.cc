@@ -2,18 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include "fixture.h"
+
 #include <fstream>
 #include <sstream>
 
 namespace scry {
 namespace {
 
-std::string ReadFixture(const std::string& name) {
-  std::ifstream in(std::string(SCRY_TEST_FIXTURES) + "/" + name);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using test::ReadFixture;
 
 TEST(KernelDev, SplitsMajorAndMinor) {
   uint32_t kdev = (259u << 20) | 2u;
