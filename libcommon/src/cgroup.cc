@@ -1,9 +1,11 @@
 #include "scry/cgroup.h"
 
-#include <filesystem>
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include <fstream>
 #include <sstream>
-#include <sys/stat.h>
+#include <vector>
 
 namespace scry {
 
@@ -25,8 +27,9 @@ std::string FindCgroup2Mount(const std::string& mountinfo_content) {
   return "";
 }
 
-CgroupPaths::CgroupPaths(std::string root, std::chrono::seconds rescan_interval, std::chrono::seconds retention)
-    : root_(std::move(root)), rescan_interval_(rescan_interval), retention_(retention) {
+CgroupPaths::CgroupPaths(std::string root, std::chrono::seconds rescan_interval, std::chrono::seconds retention,
+                         SteadyClock clock)
+    : root_(std::move(root)), rescan_interval_(rescan_interval), retention_(retention), clock_(std::move(clock)) {
   if (root_.empty()) {
     std::ifstream in("/proc/self/mountinfo");
     std::stringstream content;
@@ -35,21 +38,42 @@ CgroupPaths::CgroupPaths(std::string root, std::chrono::seconds rescan_interval,
   }
 }
 
+namespace {
+// Depth-first walk recording every directory's inode and path relative to the root. A directory that
+// cannot be opened (removed during the walk, so its children went before it) is skipped with its
+// subtree; the rest of the walk goes on.
+void WalkCgroupTree(const std::string& dir, const std::string& rel, std::map<uint64_t, std::string>& live) {
+  std::vector<std::string> subdirs;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (const dirent* e = readdir(d)) {
+      if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;  // cgroup files (cgroup.procs...)
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      subdirs.push_back(std::move(name));
+    }
+    closedir(d);
+  }
+  for (const auto& name : subdirs) {
+    std::string path = dir + "/" + name;
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    std::string child = rel == "/" ? "/" + name : rel + "/" + name;
+    live[st.st_ino] = child;
+    WalkCgroupTree(path, child, live);
+  }
+}
+}  // namespace
+
 void CgroupPaths::Rescan() {
-  namespace fs = std::filesystem;
-  auto now = std::chrono::steady_clock::now();
+  auto now = Now();
   last_scan_ = now;
   if (root_.empty()) return;
   std::map<uint64_t, std::string> live;
   struct stat st;
   if (stat(root_.c_str(), &st) == 0) live[st.st_ino] = "/";
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root_, fs::directory_options::skip_permission_denied, ec);
-       it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec) break;
-    if (it->is_directory(ec) && !it->is_symlink(ec) && stat(it->path().c_str(), &st) == 0)
-      live[st.st_ino] = "/" + fs::relative(it->path(), root_, ec).string();
-  }
+  std::string top = root_;
+  while (top.size() > 1 && top.back() == '/') top.pop_back();
+  WalkCgroupTree(top, "/", live);
   for (auto it = paths_.begin(); it != paths_.end();) {
     auto& entry = it->second;
     if (live.count(it->first)) {
@@ -65,12 +89,34 @@ void CgroupPaths::Rescan() {
   for (auto& [id, path] : live) paths_[id] = Entry{std::move(path), std::nullopt};
 }
 
+void CgroupPaths::RescanIfDue() {
+  if (!last_scan_ || Now() - *last_scan_ >= rescan_interval_) Rescan();
+}
+
 std::optional<std::string> CgroupPaths::Path(uint64_t id) {
   std::lock_guard lock(mutex_);
-  if (std::chrono::steady_clock::now() - last_scan_ >= rescan_interval_) Rescan();
+  RescanIfDue();
   auto it = paths_.find(id);
   if (it != paths_.end()) return it->second.path;
   unresolved_++;
   return std::nullopt;
+}
+
+std::optional<CgroupEntry> CgroupPaths::Lookup(uint64_t id) {
+  std::lock_guard lock(mutex_);
+  RescanIfDue();
+  auto it = paths_.find(id);
+  if (it == paths_.end()) return std::nullopt;
+  return CgroupEntry{it->second.path, !it->second.gone_since.has_value()};
+}
+
+std::optional<std::chrono::steady_clock::time_point> CgroupPaths::last_scan() {
+  std::lock_guard lock(mutex_);
+  return last_scan_;
+}
+
+bool CgroupPaths::Known(uint64_t id) {
+  std::lock_guard lock(mutex_);
+  return paths_.count(id) > 0;
 }
 }  // namespace scry

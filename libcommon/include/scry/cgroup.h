@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -14,6 +15,17 @@ namespace scry {
 // on hybrid hosts. Empty if there is none.
 std::string FindCgroup2Mount(const std::string& mountinfo_content);
 
+// Where "now" comes from; empty means std::chrono::steady_clock::now. Tests pass a fake clock to step
+// through retention times without sleeping.
+using SteadyClock = std::function<std::chrono::steady_clock::time_point()>;
+
+// What CgroupPaths knows of an id: its path, and whether the directory still existed at the last scan
+// (false: the cgroup is gone and only kept for the retention time).
+struct CgroupEntry {
+  std::string path;
+  bool alive = true;
+};
+
 // Walks the cgroup v2 tree at most once per rescan interval. A cgroup that disappears keeps its path
 // for the retention time, so that scrapes after its death still label its last numbers.
 class CgroupPaths {
@@ -21,19 +33,33 @@ class CgroupPaths {
   // root: the cgroup v2 mount; empty: found from /proc/self/mountinfo.
   explicit CgroupPaths(std::string root = "",
                        std::chrono::seconds rescan_interval = std::chrono::seconds(1),
-                       std::chrono::seconds retention = std::chrono::seconds(300));
+                       std::chrono::seconds retention = std::chrono::seconds(300), SteadyClock clock = {});
 
   // "/system.slice/foo.service" ("/" for the root cgroup); nullopt if the id is unknown or long gone.
   std::optional<std::string> Path(uint64_t id);
   const std::string& root() const { return root_; }
   uint64_t unresolved() const { return unresolved_; }
 
+  // Like Path() (rescans when due), but says whether the cgroup is still alive, and does not count
+  // misses in unresolved(): callers that keep their own count of unknown ids use this.
+  std::optional<CgroupEntry> Lookup(uint64_t id);
+  // Whether the id is known (alive or retained) as of the last scan; never rescans.
+  bool Known(uint64_t id);
+  // When the tree was last walked (nullopt: never). An id unknown to a walk that started after the id was
+  // first looked up is really unknown, not merely newer than the previous walk.
+  std::optional<std::chrono::steady_clock::time_point> last_scan();
+  std::chrono::seconds rescan_interval() const { return rescan_interval_; }
+  std::chrono::seconds retention() const { return retention_; }
+
  private:
   void Rescan();
+  void RescanIfDue();
+  std::chrono::steady_clock::time_point Now() const { return clock_ ? clock_() : std::chrono::steady_clock::now(); }
   std::string root_;
   std::chrono::seconds rescan_interval_;
   std::chrono::seconds retention_;
-  std::chrono::steady_clock::time_point last_scan_{};
+  SteadyClock clock_;
+  std::optional<std::chrono::steady_clock::time_point> last_scan_;
   std::mutex mutex_;
   struct Entry {
     std::string path;
