@@ -45,6 +45,15 @@ def cgroup2_root():
     return None
 
 
+def reads_in_cgroup(cgroup_dir, device, count):
+    """A child process joins the cgroup, then does count direct 4 KiB reads of the device."""
+    code = ("import os,sys; sys.path.insert(0,%r); import scrylib;"
+            "open(%r,'w').write(str(os.getpid()));"
+            "sys.exit(len(scrylib.direct_io(%r,'read',%d,4096)))"
+            % (os.path.dirname(__file__), os.path.join(cgroup_dir, "cgroup.procs"), device, count))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 class BlockIO(unittest.TestCase):
     """One exporter for the I/O tests; each test uses its own loop device."""
 
@@ -114,12 +123,7 @@ class BlockIO(unittest.TestCase):
         try:
             with scrylib.loop_device(os.path.join(self.tmp, "cg.img"), 16 << 20) as dev:
                 before = self.exporter.scrape()
-                # A child joins the cgroup, then does 20 direct reads.
-                code = ("import os,sys; sys.path.insert(0,%r); import scrylib;"
-                        "open(%r,'w').write(str(os.getpid()));"
-                        "sys.exit(len(scrylib.direct_io(%r,'read',20,4096)))"
-                        % (os.path.dirname(__file__), os.path.join(path, "cgroup.procs"), dev))
-                subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+                reads_in_cgroup(path, dev, 20)
                 # A cgroup gets its path at the exporter's next look at the cgroup tree.
                 for _ in range(100):
                     after = self.exporter.scrape()
@@ -285,11 +289,7 @@ class CgroupCap(unittest.TestCase):
         with Exporter("block", "--collector.cgroup", "--collector.cgroup.max=1") as exporter:
             with scrylib.loop_device(os.path.join(self.tmp, "cap.img"), 16 << 20) as dev:
                 for path in self.cgroups:
-                    code = ("import os,sys; sys.path.insert(0,%r); import scrylib;"
-                            "open(%r,'w').write(str(os.getpid()));"
-                            "sys.exit(len(scrylib.direct_io(%r,'read',10,4096)))"
-                            % (os.path.dirname(__file__), os.path.join(path, "cgroup.procs"), dev))
-                    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+                    reads_in_cgroup(path, dev, 10)
                 for _ in range(100):
                     m = exporter.scrape()
                     series = {dict(ls)["cgroup"]: v for ls, v in
