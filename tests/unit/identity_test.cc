@@ -211,8 +211,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"init.v2", "/init.scope", "", "", "", "", "init.scope", false},
         Case{"kernel-thread.v2", "/", "", "", "", "", "", false},
         Case{"deleted.v2", "/system.slice/backup.service", "", "", "", "", "backup.service", false},
-        // captured on this machine: hybrid, the sandbox puts us in a v1 memory cgroup only
-        Case{"sandbox-this-host.hybrid", "/", "", "", "", "", "", false}),
+        // hybrid host whose job runner puts processes in a v1 memory cgroup only
+        Case{"hybrid-v1-memory-job.hybrid", "/", "", "", "", "", "", false}),
     [](const ::testing::TestParamInfo<Case>& info) {
       std::string name = info.param.fixture;
       for (char& ch : name)
@@ -228,13 +228,13 @@ TEST(IdentityParseCgroupPath, NormalizesThePath) {
 }
 
 TEST(IdentityParseCgroupPath, RejectsNearMissIds) {
-  // 63 and 65 hex digits, upper case, and a 32-hex directory (this machine's sandbox) are no container ids.
+  // 63 and 65 hex digits, upper case, and a 32-hex directory (a job runner's) are no container ids.
   EXPECT_EQ(ParseCgroupPath("/docker/" + kA.substr(1)).container_id, "");
   EXPECT_EQ(ParseCgroupPath("/docker/" + kA + "0").container_id, "");
   std::string upper = kA;
   for (char& c : upper) c = static_cast<char>(toupper(c));
   EXPECT_EQ(ParseCgroupPath("/docker/" + upper).container_id, "");
-  EXPECT_EQ(ParseCgroupPath("/process_api/5beac350e9a17f2d1c64e3bfef285de2").container_id, "");
+  EXPECT_EQ(ParseCgroupPath("/jobs/5beac350e9a17f2d1c64e3bfef285de2").container_id, "");
   EXPECT_EQ(ParseCgroupPath("/system.slice/docker-" + kA.substr(2) + ".scope").container_id, "");
   EXPECT_EQ(ParseCgroupPath("/system.slice/docker.service").unit, "docker.service");
 }
