@@ -9,6 +9,7 @@
 #include "block.h"
 #include "scry_hist.bpf.h"
 #include "scry_lost.bpf.h"
+#include "scry_maps.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -57,6 +58,7 @@ SCRY_DEFINE_LOST_MAP(LOST_NR);
 
 static const struct block_disk_stats zero_stats;
 static const struct scry_hist zero_hist;
+static const __u64 zero_count;
 
 /* struct request before 6.0 had its own gendisk pointer. */
 struct request___with_rq_disk {
@@ -147,31 +149,19 @@ static __always_inline __s32 errno_of_status(__u8 status)
 static __always_inline void count_error(__u32 dev, __u32 op, __s32 error)
 {
 	struct block_error_key key = { .dev = dev, .op = op, .error = error };
-	__u64 one = 1, *n;
+	__u64 *n = scry_lookup_or_init(&errors, &key, &zero_count);
 
-	n = bpf_map_lookup_elem(&errors, &key);
-	if (n) {
+	if (n)
 		__sync_fetch_and_add(n, 1);
-		return;
-	}
-	if (bpf_map_update_elem(&errors, &key, &one, BPF_NOEXIST)) {
-		n = bpf_map_lookup_elem(&errors, &key); /* lost a race with another CPU */
-		if (n)
-			__sync_fetch_and_add(n, 1);
-		else
-			scry_count_lost(&lost_events, LOST_ERRORS_FULL);
-	}
+	else
+		scry_count_lost(&lost_events, LOST_ERRORS_FULL);
 }
 
 static __always_inline struct block_disk_stats *disk_stats_of(__u32 dev, __u32 op)
 {
 	struct block_disk_key key = { .dev = dev, .op = op };
-	struct block_disk_stats *s = bpf_map_lookup_elem(&disk_stats, &key);
+	struct block_disk_stats *s = scry_lookup_or_init(&disk_stats, &key, &zero_stats);
 
-	if (s)
-		return s;
-	bpf_map_update_elem(&disk_stats, &key, &zero_stats, BPF_NOEXIST);
-	s = bpf_map_lookup_elem(&disk_stats, &key);
 	if (!s)
 		scry_count_lost(&lost_events, LOST_DISK_STATS_FULL);
 	return s;
@@ -208,17 +198,12 @@ static __always_inline void on_issue(struct request *rq)
 static __always_inline void record_cgroup(__u64 cgroup_id, __u32 dev, __u64 ns)
 {
 	struct block_cgroup_key key = { .cgroup_id = cgroup_id, .dev = dev };
-	struct scry_hist *h = bpf_map_lookup_elem(&cgroup_latency, &key);
+	struct scry_hist *h = scry_lookup_or_init(&cgroup_latency, &key, &zero_hist);
 
-	if (!h) {
-		bpf_map_update_elem(&cgroup_latency, &key, &zero_hist, BPF_NOEXIST);
-		h = bpf_map_lookup_elem(&cgroup_latency, &key);
-		if (!h) {
-			scry_count_lost(&lost_events, LOST_CGROUP_FULL);
-			return;
-		}
-	}
-	scry_hist_add_latency(h, ns);
+	if (h)
+		scry_hist_add_latency(h, ns);
+	else
+		scry_count_lost(&lost_events, LOST_CGROUP_FULL);
 }
 
 /* One completion of nr_bytes. rq is NULL when the hook gives no request (classic tracepoint):
@@ -246,16 +231,15 @@ static __always_inline void on_complete(struct request *rq, __u32 dev, __u32 op,
 	if (error)
 		count_error(dev, op, error);
 	s = disk_stats_of(dev, op);
-	if (!s)
-		return;
-	scry_hist_add_size(&s->size, bytes);
+	if (s)
+		scry_hist_add_size(&s->size, bytes);
 	if (!in)
 		return;
 
 	now = bpf_ktime_get_ns();
-	if (in->insert_ns && in->issue_ns >= in->insert_ns)
+	if (s && in->insert_ns && in->issue_ns >= in->insert_ns)
 		scry_hist_add_latency(&s->queue, in->issue_ns - in->insert_ns);
-	if (in->issue_ns)
+	if (s && in->issue_ns)
 		scry_hist_add_latency(&s->service, now - in->issue_ns);
 	if (track_cgroups) {
 		__u64 start = in->insert_ns ? in->insert_ns : in->issue_ns;
@@ -263,7 +247,7 @@ static __always_inline void on_complete(struct request *rq, __u32 dev, __u32 op,
 		if (start)
 			record_cgroup(in->cgroup_id, dev, now - start);
 	}
-	bpf_map_delete_elem(&inflight, &key);
+	bpf_map_delete_elem(&inflight, &key); /* even when disk_stats is full: no entry is left behind */
 }
 
 static __always_inline void on_complete_rq(struct request *rq, __u8 status, __u32 nr_bytes, bool direct)

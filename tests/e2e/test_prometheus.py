@@ -34,7 +34,6 @@ What it does (as root, Python 3 standard library only):
 Exit: 0 pass, 1 fail, 77 skip (not root, no binary, missing tools); under CI=true a skip is a failure.
 """
 import argparse
-import ctypes
 import json
 import os
 import re
@@ -48,6 +47,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2elib import Deadline, Skip, check, die_with_parent, failures, free_port, log  # noqa: E402
 
 SKIP = 77
 CMD_TIMEOUT = 30          # any external command
@@ -70,45 +72,11 @@ FEATURE_OF = [
     ("scry_block_", "io"),
 ]
 
-failures = []
-
-
-class Skip(Exception):
-    pass
-
-
-class Deadline(Exception):
-    pass
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        log(f"FAIL {msg}")
-    return cond
-
-
 def run(cmd, timeout=CMD_TIMEOUT, check_rc=True, **kw):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
     if check_rc and r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
     return r
-
-
-def die_with_parent():
-    """preexec_fn: the child gets SIGKILL if this test process dies (even by SIGKILL)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url, timeout=HTTP_TIMEOUT):

@@ -47,32 +47,18 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2elib  # noqa: E402
+from e2elib import Deadline, Skip, failures, free_port, log  # noqa: E402
+
 SKIP = 77
 CMD_TIMEOUT = 60
 PREFIX = "scry-e2e-unit-"
 SANDBOX_READY = "sandbox: set up, exec setpriv"
-failures = []
-
-
-class Skip(Exception):
-    pass
-
-
-class Deadline(Exception):
-    pass
-
-
-def log(msg):
-    print(msg, flush=True)
 
 
 def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        log(f"FAIL {msg}")
-    else:
-        log(f"ok   {msg}")
-    return cond
+    return e2elib.check(cond, msg, log_ok=True)
 
 
 # --- the unit ------------------------------------------------------------------------------------
@@ -359,12 +345,6 @@ def install_seccomp(plan):
 
 
 # --- the test ------------------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def free_dynamic_id():
     """A uid/gid in systemd's DynamicUser range (61184-65519) that no user or group has."""
