@@ -15,9 +15,7 @@ namespace scry::block {
 using prometheus::MetricType;
 
 namespace {
-// An id that has had no path for this long belongs to a dead cgroup (CgroupPaths already kept the
-// label of a known one for a while after its death): its map entries go. Devices likewise.
-constexpr auto kDeadCgroupGrace = std::chrono::minutes(1);
+// A device that left /proc/diskstats this long ago: its series and map entries go.
 constexpr auto kGoneDeviceGrace = std::chrono::minutes(5);
 }  // namespace
 
@@ -107,66 +105,37 @@ std::vector<prometheus::MetricFamily> DiskCollector::Collect() const {
   return out;
 }
 
-CgroupCollector::CgroupCollector(const BpfObject& bpf, std::string cgroup_root, size_t max_cgroups)
-    : bpf_(bpf), max_cgroups_(max_cgroups), cgroups_(std::move(cgroup_root)) {
-  if (cgroups_.root().empty()) log::Warn("no cgroup v2 hierarchy found: per-cgroup series cannot be labelled");
-}
+CgroupCollector::CgroupCollector(const BpfObject& bpf, WorkloadSeries series)
+    : bpf_(bpf), series_(std::move(series)) {}
 
 std::vector<prometheus::MetricFamily> CgroupCollector::Collect() const {
   std::lock_guard lock(mutex_);
   auto latency = MakeFamily("scry_block_cgroup_io_duration_seconds",
-                            "I/O latency of requests submitted by tasks of the cgroup, from insert (or issue) "
-                            "to completion.",
+                            "I/O latency of requests submitted by tasks of the workload (container, or cgroup of "
+                            "a host service), from insert (or issue) to completion.",
                             MetricType::Histogram);
-  auto unresolved = MakeFamily("scry_cgroup_unresolved_total",
-                               "Cgroup ids seen in BPF maps without a path (cgroups gone before the exporter "
-                               "looked); their I/O is not exported.",
-                               MetricType::Counter);
   int fd = bpf_.MapFd("cgroup_latency");
-  auto now = std::chrono::steady_clock::now();
 
-  // (path, device) -> histogram; cgroups past the cap merge into cgroup="other".
-  std::map<std::pair<std::string, std::string>, scry_hist> series;
-  std::set<std::string> live;
+  // (workload labels, device) -> histogram; workloads past the cap merge into cgroup="other".
+  std::map<std::pair<Labels, std::string>, scry_hist> series;
   std::vector<block_cgroup_key> expired;
+  series_.Begin();
   ForEachEntry<block_cgroup_key, scry_hist>(fd, [&](const block_cgroup_key& k, const scry_hist& h) {
-    auto path = cgroups_.Path(k.cgroup_id);
-    if (!path && resolved_ids_.count(k.cgroup_id)) {  // dead, and its retention is over
-      expired.push_back(k);
-      return;
-    }
-    if (!path) {
-      auto [it, inserted] = unresolved_since_.emplace(k.cgroup_id, now);
-      if (inserted) unresolved_ids_++;
-      if (now - it->second > kDeadCgroupGrace) expired.push_back(k);
-      return;
-    }
-    unresolved_since_.erase(k.cgroup_id);
-    resolved_ids_.insert(k.cgroup_id);
-    live.insert(*path);
-    if (!named_.count(*path)) {
-      if (named_.size() < max_cgroups_)
-        named_.insert(*path);
-      else
-        path = "other";
-    }
-    auto key = std::make_pair(*path, disks_.Name(KernelDevMajor(k.dev), KernelDevMinor(k.dev)));
-    auto [it, inserted] = series.try_emplace(key, scry_hist{});
-    Merge(it->second, h);
+    auto verdict = series_.Label(k.cgroup_id);
+    if (verdict.action == WorkloadSeries::Action::kDelete) expired.push_back(k);
+    if (verdict.action != WorkloadSeries::Action::kExport) return;
+    auto key = std::make_pair(std::move(verdict.labels), disks_.Name(KernelDevMajor(k.dev), KernelDevMinor(k.dev)));
+    Merge(series[std::move(key)], h);
   });
-  for (const auto& k : expired) {
-    bpf_map_delete_elem(fd, &k);
-    unresolved_since_.erase(k.cgroup_id);
-    resolved_ids_.erase(k.cgroup_id);
+  series_.End();
+  for (const auto& k : expired) bpf_map_delete_elem(fd, &k);
+  for (const auto& [key, hist] : series) {
+    Labels labels = key.first;
+    labels.push_back({"device", key.second});
+    AddHistogram(latency, std::move(labels), ToPrometheus(hist, kLatencySeconds));
   }
-  std::erase_if(named_, [&](const std::string& path) { return !live.count(path); });  // dead: slot freed
-  for (const auto& [key, hist] : series)
-    AddHistogram(latency, {{"cgroup", key.first}, {"device", key.second}}, ToPrometheus(hist, kLatencySeconds));
-  AddCounter(unresolved, {}, static_cast<double>(unresolved_ids_));
-
   std::vector<prometheus::MetricFamily> out;
   out.push_back(std::move(latency));
-  out.push_back(std::move(unresolved));
   return out;
 }
 

@@ -8,12 +8,11 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 
 #include "scry/bpf_loader.h"
-#include "scry/cgroup.h"
 #include "scry/decoders.h"
+#include "scry/workloads.h"
 
 namespace scry::block {
 
@@ -43,25 +42,18 @@ class DiskCollector : public prometheus::Collectable {
   mutable std::map<uint32_t, Missing> missing_;
 };
 
-// Per cgroup and disk: I/O latency from first sight of the request to completion.
+// Per workload (container, or cgroup of a host service) and disk: I/O latency from first sight of the
+// request to completion.
 class CgroupCollector : public prometheus::Collectable {
  public:
-  CgroupCollector(const BpfObject& bpf, std::string cgroup_root, size_t max_cgroups);
+  CgroupCollector(const BpfObject& bpf, WorkloadSeries series);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   const BpfObject& bpf_;
-  size_t max_cgroups_;
-  mutable CgroupPaths cgroups_;
-  mutable DiskNames disks_;
   mutable std::mutex mutex_;
-  // When each cgroup id was first seen without a path; after a grace period its entries go.
-  mutable std::map<uint64_t, std::chrono::steady_clock::time_point> unresolved_since_;
-  mutable uint64_t unresolved_ids_ = 0;
-  mutable std::set<uint64_t> resolved_ids_;  // ids that had a path: when it goes, the cgroup is dead
-  // Cgroups that have a series of their own: they keep it while they live, so that a cgroup does
-  // not move in and out of "other" (which would look like counter resets).
-  mutable std::set<std::string> named_;
+  mutable WorkloadSeries series_;
+  mutable DiskNames disks_;
 };
 
 // Page cache accesses, additions, dirtied: only the counters whose hooks attached.

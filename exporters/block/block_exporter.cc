@@ -14,13 +14,11 @@ const ExporterInfo kInfo{"block", "Block I/O latency, sizes and errors per disk,
 void BlockExporter::AddOptions(po::options_description& desc) {
   desc.add_options()
     ("collector.cgroup", po::value<bool>()->default_value(false)->implicit_value(true),
-     "Per-cgroup I/O latency histograms (multiplies series by cgroups).")
-    ("collector.cgroup.max", po::value<size_t>()->default_value(1000),
-     "Most cgroups exported one by one; the rest are summed into cgroup=\"other\".")
+     "Per-workload I/O latency histograms: per container, or per cgroup of a host service (multiplies "
+     "series by workloads).")
     ("collector.page-cache", po::value<bool>()->default_value(true)->implicit_value(true),
-     "Page cache accesses, additions and dirtied folios, where the kernel has hooks.")
-    ("cgroup.root", po::value<std::string>()->default_value(""),
-     "The cgroup v2 mount (default: found in /proc/self/mountinfo).");
+     "Page cache accesses, additions and dirtied folios, where the kernel has hooks.");
+  Workloads::AddOptions(desc);
 }
 
 BpfSpec BlockExporter::MakeBpfSpec(const po::variables_map& vm) {
@@ -56,7 +54,8 @@ BpfSpec BlockExporter::MakeBpfSpec(const po::variables_map& vm) {
   if (!vm["collector.page-cache"].as<bool>())
     spec.disabled_features.insert(spec.disabled_features.end(),
                                   {"page_cache_accesses", "page_cache_additions", "page_cache_dirtied"});
-  if (vm["collector.cgroup.max"].as<size_t>() == 0) throw UsageError("--collector.cgroup.max must be at least 1");
+  workloads_ = std::make_shared<Workloads>(vm);
+  if (!workloads_->filter().empty()) throw UsageError("scry-block does not support --filter.* yet");
   spec.SetConst<bool>("track_cgroups", cgroups);
   // Before 5.11 block_rq_insert/issue also passed the request queue.
   spec.SetConst<bool>("rq_hooks_have_queue_arg", TracepointArgCount("block_rq_issue", vm["btf-path"].as<std::string>()) == 2);
@@ -64,12 +63,12 @@ BpfSpec BlockExporter::MakeBpfSpec(const po::variables_map& vm) {
 }
 
 std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> BlockExporter::MakeCollectors(
-    const BpfObject& bpf, const po::variables_map& vm) {
+    const BpfObject& bpf, const po::variables_map& /*vm*/) {
   std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> collectors;
   collectors.emplace_back("disk", std::make_shared<DiskCollector>(bpf));
   if (bpf.FeatureAvailable("cgroup"))
-    collectors.emplace_back("cgroup", std::make_shared<CgroupCollector>(bpf, vm["cgroup.root"].as<std::string>(),
-                                                                        vm["collector.cgroup.max"].as<size_t>()));
+    collectors.emplace_back("cgroup", std::make_shared<CgroupCollector>(bpf, workloads_->MakeSeries()));
+  collectors.emplace_back("workloads", workloads_);
   collectors.emplace_back("page_cache", std::make_shared<PageCacheCollector>(bpf));
   return collectors;
 }

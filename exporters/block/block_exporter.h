@@ -2,6 +2,7 @@
 #pragma once
 
 #include "scry/exporter.h"
+#include "scry/workloads.h"
 
 namespace scry::block {
 
@@ -13,6 +14,9 @@ class BlockExporter : public Exporter {
   BpfSpec MakeBpfSpec(const boost::program_options::variables_map& vm) override;
   std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> MakeCollectors(
       const BpfObject& bpf, const boost::program_options::variables_map& vm) override;
+
+ private:
+  std::shared_ptr<Workloads> workloads_;
 };
 
 }  // namespace scry::block

@@ -115,6 +115,15 @@ std::optional<std::chrono::steady_clock::time_point> CgroupPaths::last_scan() {
   return last_scan_;
 }
 
+std::map<uint64_t, std::string> CgroupPaths::Alive() {
+  std::lock_guard lock(mutex_);
+  RescanIfDue();
+  std::map<uint64_t, std::string> alive;
+  for (const auto& [id, entry] : paths_)
+    if (!entry.gone_since) alive.emplace(id, entry.path);
+  return alive;
+}
+
 bool CgroupPaths::Known(uint64_t id) {
   std::lock_guard lock(mutex_);
   return paths_.count(id) > 0;

@@ -233,6 +233,7 @@ int RunExporter(const ExporterInfo& info, Exporter& exporter, int argc, char** a
 
     auto kept = KeepOnlyCapabilities(CapabilitiesToReadMaps());
     BlockStopSignals();  // before the server's threads start, so they inherit the mask
+    exporter.Started(bpf);
     HttpServer server(opts.listen_address, web_config, LandingPage(info));
     for (const auto& t : timed) server.Register(t);
     server.Register(self);

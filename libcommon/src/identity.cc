@@ -523,6 +523,16 @@ IdentityResolver::Result IdentityResolver::ResolvePid(int pid) {
   return result;
 }
 
+std::vector<Identity> IdentityResolver::AliveCgroups() {
+  std::vector<Identity> out;
+  if (!cgroups_) return out;
+  for (const auto& [id, path] : cgroups_->Alive()) {
+    Result r = Resolve(id);
+    if (r.ok()) out.push_back(std::move(r.identity));
+  }
+  return out;
+}
+
 uint64_t IdentityResolver::unresolved() const {
   std::lock_guard lock(mutex_);
   return unresolved_;

@@ -270,7 +270,7 @@ class FallbackModes(unittest.TestCase):
 
 
 class CgroupCap(unittest.TestCase):
-    """With --collector.cgroup.max=1, one cgroup keeps its name and the rest sum into cgroup="other"."""
+    """With --workload.max=1, one cgroup keeps its name and the rest sum into cgroup="other"."""
 
     def setUp(self):
         scrylib.require_root(self)
@@ -286,7 +286,7 @@ class CgroupCap(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def test_overflow_series(self):
-        with Exporter("block", "--collector.cgroup", "--collector.cgroup.max=1") as exporter:
+        with Exporter("block", "--collector.cgroup", "--workload.max=1") as exporter:
             with scrylib.loop_device(os.path.join(self.tmp, "cap.img"), 16 << 20) as dev:
                 for path in self.cgroups:
                     reads_in_cgroup(path, dev, 10)

@@ -1,5 +1,7 @@
 #include "scry/identity.h"
 
+#include "fixture.h"
+
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,6 +23,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using std::chrono::seconds;
+using test::FakeClock;
+using test::Inode;
+using test::ReadFixture;
+using test::TempDir;
+using test::WriteFile;
 
 // Ids and uids used by the fixtures under tests/fixtures/identity.
 const std::string kA = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb";
@@ -53,51 +60,6 @@ std::string Underscored(std::string uid) {
   std::replace(uid.begin(), uid.end(), '-', '_');
   return uid;
 }
-
-std::string ReadFixture(const std::string& name) {
-  std::ifstream in(std::string(SCRY_TEST_FIXTURES) + "/" + name);
-  EXPECT_TRUE(in) << name;
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void WriteFile(const fs::path& path, const std::string& content) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path) << content;
-}
-
-uint64_t Inode(const fs::path& p) {
-  struct stat st;
-  EXPECT_EQ(stat(p.c_str(), &st), 0) << p;
-  return st.st_ino;
-}
-
-// A temporary directory, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "scry-identity-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// Time that moves only when told to: retention tests step through time without sleeping.
-struct FakeClock {
-  std::chrono::steady_clock::time_point now{std::chrono::hours(1000)};
-  SteadyClock Fn() {
-    return [this] { return now; };
-  }
-  void Advance(seconds s) { now += s; }
-};
 
 // Builds the kubelet's files of tests/fixtures/identity/kubelet/node-files under a host root.
 void BuildKubeletFiles(const fs::path& host) {

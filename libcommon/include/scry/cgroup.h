@@ -43,6 +43,8 @@ class CgroupPaths {
   // Like Path() (rescans when due), but says whether the cgroup is still alive, and does not count
   // misses in unresolved(): callers that keep their own count of unknown ids use this.
   std::optional<CgroupEntry> Lookup(uint64_t id);
+  // Every cgroup alive at the last scan (rescans when due): id -> path.
+  std::map<uint64_t, std::string> Alive();
   // Whether the id is known (alive or retained) as of the last scan; never rescans.
   bool Known(uint64_t id);
   // When the tree was last walked (nullopt: never). An id unknown to a walk that started after the id was

@@ -45,6 +45,9 @@ class Exporter {
   // Named collectors serving the loaded object's maps at scrape time.
   virtual std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> MakeCollectors(
       const BpfObject& bpf, const boost::program_options::variables_map& vm) = 0;
+  // Called once capabilities are dropped and stop signals blocked, before the server starts: the place to
+  // start background threads (they inherit both).
+  virtual void Started(const BpfObject& /*bpf*/) {}
 };
 
 // "SCRY_BLOCK_WEB_LISTEN_ADDRESS" for exporter "block" and option "web.listen-address".

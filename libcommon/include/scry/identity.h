@@ -201,6 +201,9 @@ class IdentityResolver {
   // every call; never counted in unresolved().
   Result ResolvePid(int pid);
 
+  // Every live cgroup (rescans when due) with its identity.
+  std::vector<Identity> AliveCgroups();
+
   // Distinct cgroup ids that Resolve could not map to a path, even after a tree walk newer than their
   // first lookup (so a cgroup created just before its first lookup is not counted). Monotonic: a self-metric.
   uint64_t unresolved() const;
