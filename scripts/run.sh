@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 
-exporters=(block)
 declare -A ports=([net]=9651 [block]=9652 [sched-sli]=9653 [mem-sli]=9654 [l7]=9655 [jvm]=9656 [kafka]=9657 [lb]=9658)
+exporters=()
+for e in net block sched-sli mem-sli l7 jvm kafka lb; do
+  [[ -x build/bin/scry-$e ]] && exporters+=("$e")
+done
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' INT TERM EXIT
 for e in "${exporters[@]}"; do

@@ -4,7 +4,8 @@
   - promtool check rules alerts/*.rules.yml
   - promtool test rules alerts/*.test.yml
   - dashboards/*.json: valid JSON, a Prometheus data source variable (or a DS_PROMETHEUS input), the
-    template variables job, instance, device and cgroup, unique panel ids, every panel's targets have a
+    template variables job and instance (and those of EXTRA_VARS, and namespace and pod on dashboards whose
+    queries use the pod label), unique panel ids, every panel's targets have a
     non-empty expr, no hard-coded job, and every expr (template variables replaced) parses as PromQL
     (checked by promtool as a recording rule)
   - systemd/*.service: systemd-analyze verify passes (on a copy whose ExecStart is a binary that exists),
@@ -81,7 +82,11 @@ def check_rules(src):
 
 # --- Dashboards ----------------------------------------------------------------------------------
 
-REQUIRED_VARS = ("job", "instance", "device", "cgroup")
+# Every dashboard filters by job and instance; per-workload dashboards also by the identity labels
+# (docs/workloads.md), scry-block also by device.
+REQUIRED_VARS = ("job", "instance")
+WORKLOAD_VARS = ("namespace", "pod")
+EXTRA_VARS = {"scry-block.json": ("device", "cgroup")}
 
 # Concrete stand-ins for Grafana's variables, enough for PromQL to parse.
 SUBSTITUTIONS = [
@@ -123,7 +128,10 @@ def check_dashboard(path, src, exprs_out):
                    for i in d.get("__inputs", []))
     if not (ds_var or ds_input):
         fail(f"{rel}: neither a datasource variable (query prometheus) nor a DS_PROMETHEUS input")
-    for name in REQUIRED_VARS:
+    required = REQUIRED_VARS + EXTRA_VARS.get(os.path.basename(path), ())
+    if any("pod" in t.get("expr", "") for p in all_panels(d.get("panels", [])) for t in p.get("targets", [])):
+        required += WORKLOAD_VARS
+    for name in dict.fromkeys(required):
         v = variables.get(name)
         if not v:
             fail(f"{rel}: no template variable {name}")
