@@ -35,16 +35,24 @@ static inline __u32 scry_log2_ceil(__u64 v)
 	return v <= 1 ? 0 : scry_log2_floor(v - 1) + 1;
 }
 
-/* The slot of value v (base units) in a histogram with the given unit and first bound. */
+/* The slot of value v (base units) in a histogram with the given unit and first bound: the smallest j
+ * with v <= unit * 2^j, less min_log2, clamped to the slots. No division (slow in BPF): with
+ * 2^f <= unit < 2^(f+1) and e = ceil(log2(v)), j is e-f-1 or e-f, told apart by one comparison. */
 static inline __u32 scry_hist_slot(__u64 v, __u64 unit, __u32 min_log2)
 {
-	__u64 steps = v / unit + (v % unit != 0);
-	__u32 l = scry_log2_ceil(steps);
+	__s32 last = (__s32)(min_log2 + SCRY_HIST_SLOTS - 2); /* j of the last finite bound */
+	__s32 j = (__s32)scry_log2_ceil(v) - (__s32)scry_log2_floor(unit) - 1;
 
-	if (l <= min_log2)
+	if (j < 0)
+		j = 0;
+	if (j > last)
+		return SCRY_HIST_SLOTS - 1;
+	if (v > (unit << j))
+		j++;
+	if (j <= (__s32)min_log2)
 		return 0;
-	l -= min_log2;
-	return l < SCRY_HIST_SLOTS ? l : SCRY_HIST_SLOTS - 1;
+	j -= min_log2;
+	return j < SCRY_HIST_SLOTS ? (__u32)j : SCRY_HIST_SLOTS - 1;
 }
 
 /* Histogram shapes used by the exporters: latency from 1 us to 2^26 us (67 s), sizes from 512 B to 32 GiB. */

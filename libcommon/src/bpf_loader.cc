@@ -92,6 +92,7 @@ const char* AttachModeName(AttachMode mode) {
     case AttachMode::Tracepoint: return "tracepoint";
     case AttachMode::Fentry: return "fentry";
     case AttachMode::Kprobe: return "kprobe";
+    case AttachMode::Iter: return "iter";
     case AttachMode::None: return "none";
   }
   return "none";
@@ -111,6 +112,7 @@ AttachMode AttachModeOfSection(const std::string& section) {
   if (prefix == "tracepoint" || prefix == "tp") return AttachMode::Tracepoint;
   if (prefix == "fentry" || prefix == "fexit") return AttachMode::Fentry;
   if (prefix == "kprobe" || prefix == "kretprobe") return AttachMode::Kprobe;
+  if (prefix == "iter" || prefix == "iter.s") return AttachMode::Iter;
   return AttachMode::None;
 }
 
@@ -147,7 +149,7 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
     std::stable_sort(candidates.begin(), candidates.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     for (const auto& [mode, prog_name] : candidates) {
-      if (!spec_.allowed_modes.empty() &&
+      if (!spec_.allowed_modes.empty() && mode != AttachMode::Iter &&
           std::find(spec_.allowed_modes.begin(), spec_.allowed_modes.end(), mode) == spec_.allowed_modes.end()) {
         result.rejected.emplace_back(prog_name, "not allowed by --bpf.attach-modes");
         continue;
@@ -201,7 +203,7 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
       h.mode = AttachMode::None;
       continue;
     }
-    links_.push_back(link);
+    links_[h.hook] = link;
   }
   ComputeFeatures();  // again, in case a final attach failed where its probe had worked
 }
@@ -228,7 +230,7 @@ void BpfObject::ComputeFeatures() {
 BpfObject::~BpfObject() { Close(); }
 
 void BpfObject::Close() {
-  for (bpf_link* link : links_) bpf_link__destroy(link);
+  for (auto& [hook, link] : links_) bpf_link__destroy(link);
   links_.clear();
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
@@ -258,8 +260,10 @@ bool BpfObject::TryCandidate(const std::string& program, std::string* error) con
   bpf_map* map;
   bpf_object__for_each_map(map, obj.get()) {
     auto type = bpf_map__type(map);
-    if (!bpf_map__is_internal(map) && type != BPF_MAP_TYPE_RINGBUF && type != BPF_MAP_TYPE_PERF_EVENT_ARRAY)
-      bpf_map__set_max_entries(map, 1);
+    bool sized = type != BPF_MAP_TYPE_RINGBUF && type != BPF_MAP_TYPE_PERF_EVENT_ARRAY &&
+                 type != BPF_MAP_TYPE_TASK_STORAGE && type != BPF_MAP_TYPE_SK_STORAGE &&
+                 type != BPF_MAP_TYPE_INODE_STORAGE;  // local storage maps have no size
+    if (!bpf_map__is_internal(map) && sized) bpf_map__set_max_entries(map, 1);
   }
   if (int err = bpf_object__load(obj.get())) {
     *error = ErrorText(err);
@@ -299,6 +303,11 @@ int BpfObject::MapFd(const std::string& name) const {
   bpf_map* map = obj_ ? bpf_object__find_map_by_name(obj_, name.c_str()) : nullptr;
   if (!map) throw RuntimeError(spec_.object_name + ": no BPF map named " + name);
   return bpf_map__fd(map);
+}
+
+int BpfObject::LinkFd(const std::string& hook) const {
+  auto it = links_.find(hook);
+  return it == links_.end() ? -1 : bpf_link__fd(it->second);
 }
 
 int TracepointArgCount(const std::string& tracepoint, const std::string& btf_path) {

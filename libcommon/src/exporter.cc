@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -68,6 +69,38 @@ std::string LandingPage(const ExporterInfo& info) {
 }
 
 }  // namespace
+
+std::chrono::nanoseconds ParseDuration(const std::string& flag, const std::string& text) {
+  auto bad = [&] { return UsageError("--" + flag + ": \"" + text + "\" is not a duration (e.g. 10s, 250ms, 1m30s)"); };
+  if (text.empty()) throw bad();
+  static const std::pair<const char*, double> units[] = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9},
+                                                          {"m", 60e9}, {"h", 3600e9}};
+  double total = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t used = 0;
+    double value;
+    try {
+      value = std::stod(text.substr(pos), &used);
+    } catch (const std::exception&) {
+      throw bad();
+    }
+    if (value < 0 || !std::isfinite(value) || text[pos] == '+' || text[pos] == ' ') throw bad();
+    pos += used;
+    size_t end = text.find_first_of("0123456789.", pos);
+    std::string unit = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    pos += unit.size();
+    if (unit.empty()) {
+      if (pos != text.size() || total != 0) throw bad();  // a bare number is seconds, alone
+      unit = "s";
+    }
+    auto it = std::find_if(std::begin(units), std::end(units), [&](const auto& u) { return unit == u.first; });
+    if (it == std::end(units)) throw bad();
+    total += value * it->second;
+  }
+  if (total > 1e18) throw bad();
+  return std::chrono::nanoseconds(static_cast<int64_t>(total + 0.5));
+}
 
 std::string EnvName(const std::string& exporter, const std::string& option) {
   std::string name = "SCRY_" + exporter + "_" + option;

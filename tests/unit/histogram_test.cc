@@ -52,6 +52,26 @@ TEST(HistSlot, OverflowIsClampedIntoTheLastSlot) {
   EXPECT_EQ(scry_hist_slot(~0ULL, 1000, 0), static_cast<uint32_t>(SCRY_HIST_SLOTS - 1));
 }
 
+// The slot by definition: ceil(v / unit) steps, ceil(log2) of that, less min_log2, clamped.
+uint32_t SlotByDivision(uint64_t v, uint64_t unit, uint32_t min_log2) {
+  uint64_t steps = v / unit + (v % unit != 0);
+  uint32_t l = scry_log2_ceil(steps);
+  if (l <= min_log2) return 0;
+  l -= min_log2;
+  return l < SCRY_HIST_SLOTS ? l : SCRY_HIST_SLOTS - 1;
+}
+
+TEST(HistSlot, MatchesTheDefinitionAtEveryBoundAndNeighbour) {
+  for (auto [unit, min_log2] : {std::pair<uint64_t, uint32_t>{1000, 0}, {1, 9}, {1, 0}, {3, 2}, {1024, 0}, {999, 1}})
+    for (int k = 0; k < 64; k++)
+      for (uint64_t base : {uint64_t{1} << k, unit << (k < 50 ? k : 50)})
+        for (int64_t d = -2; d <= 2; d++) {
+          uint64_t v = base + static_cast<uint64_t>(d);
+          ASSERT_EQ(scry_hist_slot(v, unit, min_log2), SlotByDivision(v, unit, min_log2))
+              << "v=" << v << " unit=" << unit << " min_log2=" << min_log2;
+        }
+}
+
 TEST(HistSlot, SizesStartAt512Bytes) {
   EXPECT_EQ(scry_hist_slot(0, 1, 9), 0u);
   EXPECT_EQ(scry_hist_slot(1, 1, 9), 0u);

@@ -106,3 +106,31 @@ TEST(Options, BadInputIsAUsageError) {
 
 }  // namespace
 }  // namespace scry
+
+namespace scry {
+namespace {
+
+TEST(ParseDuration, PrometheusNotation) {
+  using std::chrono::nanoseconds;
+  EXPECT_EQ(ParseDuration("x", "10s"), nanoseconds(10'000'000'000));
+  EXPECT_EQ(ParseDuration("x", "250ms"), nanoseconds(250'000'000));
+  EXPECT_EQ(ParseDuration("x", "1m30s"), nanoseconds(90'000'000'000));
+  EXPECT_EQ(ParseDuration("x", "2h"), nanoseconds(7200'000'000'000));
+  EXPECT_EQ(ParseDuration("x", "1.5us"), nanoseconds(1500));
+  EXPECT_EQ(ParseDuration("x", "7"), nanoseconds(7'000'000'000));  // a bare number is seconds
+  EXPECT_EQ(ParseDuration("x", "0"), nanoseconds(0));
+}
+
+TEST(ParseDuration, BadValuesNameTheFlag) {
+  for (const char* bad : {"", "s", "10 s", "-1s", "10d", "1m30", "ms10", "+5s", "1e30h", "nan"}) {
+    try {
+      ParseDuration("collector.hung-task.threshold", bad);
+      ADD_FAILURE() << bad;
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("--collector.hung-task.threshold"), std::string::npos) << bad;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace scry

@@ -18,7 +18,8 @@
 
 namespace scry {
 
-enum class AttachMode { TpBtf, RawTp, Tracepoint, Fentry, Kprobe, None };
+// Iter: a BPF iterator ("iter/task"), attached as a link that user space reads on demand (LinkFd).
+enum class AttachMode { TpBtf, RawTp, Tracepoint, Fentry, Kprobe, Iter, None };
 
 const char* AttachModeName(AttachMode mode);
 // "tp_btf" -> AttachMode::TpBtf; throws UsageError for an unknown name.
@@ -99,6 +100,8 @@ class BpfObject {
   bpf_object* object() const { return obj_; }
   // fd of a map by name; throws RuntimeError if the object has no such map.
   int MapFd(const std::string& name) const;
+  // fd of the link of an attached hook (for iterators: bpf_iter_create), -1 if the hook is not attached.
+  int LinkFd(const std::string& hook) const;
 
   // Detaches every program and frees the object; safe to call twice.
   void Close();
@@ -111,7 +114,7 @@ class BpfObject {
 
   BpfSpec spec_;
   bpf_object* obj_ = nullptr;
-  std::vector<bpf_link*> links_;
+  std::map<std::string, bpf_link*> links_;  // by hook
   std::vector<HookResult> hooks_;
   std::vector<FeatureResult> features_;
 };

@@ -22,6 +22,20 @@ void ForEachEntry(int map_fd, F&& fn) {
   }
 }
 
+// Calls fn(key, values) for every entry of a per-CPU hash map; values holds one V per possible CPU.
+template <typename K, typename V, typename F>
+void ForEachPerCpuEntry(int map_fd, F&& fn) {
+  int ncpus = libbpf_num_possible_cpus();
+  std::vector<V> values(ncpus > 0 ? ncpus : 1);
+  K key{}, next{};
+  const K* prev = nullptr;
+  while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
+    if (bpf_map_lookup_elem(map_fd, &next, values.data()) == 0) fn(next, values);
+    key = next;
+    prev = &key;
+  }
+}
+
 // Sum over CPUs of a u64 in a per-CPU array.
 inline uint64_t SumPerCpu(int map_fd, uint32_t index) {
   int ncpus = libbpf_num_possible_cpus();

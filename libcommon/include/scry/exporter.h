@@ -5,6 +5,7 @@
 #include <boost/program_options.hpp>
 #include <prometheus/collectable.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -49,6 +50,10 @@ class Exporter {
   // start background threads (they inherit both).
   virtual void Started(const BpfObject& /*bpf*/) {}
 };
+
+// A duration flag's value in Prometheus' notation: "10s", "250ms", "1m30s", "2h", "0" (units ns, us, ms,
+// s, m, h; a bare number is seconds). Throws UsageError naming the flag.
+std::chrono::nanoseconds ParseDuration(const std::string& flag, const std::string& text);
 
 // "SCRY_BLOCK_WEB_LISTEN_ADDRESS" for exporter "block" and option "web.listen-address".
 std::string EnvName(const std::string& exporter, const std::string& option);

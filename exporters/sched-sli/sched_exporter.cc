@@ -1,0 +1,79 @@
+#include "sched_exporter.h"
+
+#include "sched_collector.h"
+#include "sched_sli.skel.h"
+#include "scry/errors.h"
+
+namespace po = boost::program_options;
+
+namespace scry::sched {
+
+const ExporterInfo kInfo{"sched-sli",
+                         "CPU scheduling SLIs per container and node: run-queue latency, off-CPU time by reason, "
+                         "hung tasks, from eBPF.",
+                         9653};
+
+void SchedExporter::AddOptions(po::options_description& desc) {
+  desc.add_options()
+    ("collector.workload", po::value<bool>()->default_value(true)->implicit_value(true),
+     "Per-workload series (per container, or per cgroup of a host service); node-wide series are always on.")
+    ("collector.long-run.threshold", po::value<std::string>()->default_value("100ms"),
+     "Count stretches on CPU at least this long without leaving it (0: off).")
+    ("collector.hung-task", po::value<bool>()->default_value(true)->implicit_value(true),
+     "Watch for tasks in uninterruptible sleep (hung tasks).")
+    ("collector.hung-task.threshold", po::value<std::string>()->default_value("10s"),
+     "How long a task must be in uninterruptible sleep to count as hung.");
+  Workloads::AddOptions(desc);
+}
+
+BpfSpec SchedExporter::MakeBpfSpec(const po::variables_map& vm) {
+  auto long_run = ParseDuration("collector.long-run.threshold", vm["collector.long-run.threshold"].as<std::string>());
+  auto hung = ParseDuration("collector.hung-task.threshold", vm["collector.hung-task.threshold"].as<std::string>());
+  if (hung.count() == 0) throw UsageError("--collector.hung-task.threshold must be more than 0");
+  workloads_ = std::make_shared<Workloads>(vm);
+
+  BpfSpec spec;
+  spec.object_name = "sched-sli";
+  spec.elf = sched_sli_bpf__elf_bytes(&spec.elf_size);
+  // Task local storage needs BTF-typed task pointers: tp_btf only.
+  spec.features = {
+      {"scheduling", "run-queue latency, off-CPU time, involuntary switches", true, {}, {}},
+      {"long_runs", "long stretches on CPU", false, {"scheduling"}, {}},
+      {"hung_tasks", "tasks in uninterruptible sleep", false, {"scheduling"}, {}},
+  };
+  spec.hooks = {
+      {"sched_switch", "scheduling", {"switch_btf"}},
+      {"sched_wakeup", "scheduling", {"wakeup_btf"}},
+      {"sched_wakeup_new", "scheduling", {"wakeup_new_btf"}},
+      {"blocked_tasks", "hung_tasks", {"blocked_tasks"}},
+  };
+  spec.lost_reasons = {"cgroup_map_full"};
+  if (long_run.count() == 0) spec.disabled_features.push_back("long_runs");
+  if (!vm["collector.hung-task"].as<bool>()) spec.disabled_features.push_back("hung_tasks");
+  spec.SetConst<uint64_t>("long_run_ns", static_cast<uint64_t>(long_run.count()));
+  workloads_->ConfigureBpf(spec);
+  hung_threshold_ = hung;
+  return spec;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> SchedExporter::MakeCollectors(
+    const BpfObject& bpf, const po::variables_map& vm) {
+  std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> collectors;
+  collectors.emplace_back("scheduling",
+                          std::make_shared<SchedCollector>(bpf, workloads_->MakeSeries(),
+                                                           vm["collector.workload"].as<bool>(),
+                                                           bpf.FeatureAvailable("long_runs")));
+  if (bpf.FeatureAvailable("hung_tasks")) {
+    hung_ = std::make_shared<HungTaskMonitor>(bpf, workloads_->MakeSeries(), workloads_->resolver(), hung_threshold_);
+    collectors.emplace_back("hung_tasks", hung_);
+  }
+  collectors.emplace_back("workloads", workloads_);
+  return collectors;
+}
+
+void SchedExporter::Started(const BpfObject& bpf) {
+  workloads_->Start(bpf);
+  if (hung_) hung_->Start();
+}
+
+}  // namespace scry::sched
