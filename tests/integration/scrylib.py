@@ -126,6 +126,42 @@ class Exporter:
         return Metrics(self.scrape_text())
 
 
+def cgroup2_root():
+    """The cgroup v2 mount point (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts), or None."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, post = line.split(" - ", 1)
+            if post.split()[0] == "cgroup2":
+                return pre.split()[4]
+    return None
+
+
+@contextlib.contextmanager
+def cgroup(name):
+    """A new cgroup in the v2 tree; yields its directory. Removed at the end (its processes must be gone)."""
+    path = os.path.join(cgroup2_root(), name)
+    os.makedirs(path, exist_ok=True)
+    try:
+        yield path
+    finally:
+        for _ in range(100):
+            try:
+                os.rmdir(path)
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
+def popen_in_cgroup(cgroup_dir, argv, **kw):
+    """Starts argv as a process that joins the cgroup before it execs."""
+    procs = os.path.join(cgroup_dir, "cgroup.procs")
+
+    def join():
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    return subprocess.Popen(argv, preexec_fn=join, **kw)
+
+
 def run(*cmd, **kw):
     return subprocess.run(list(cmd), check=True, capture_output=True, text=True, timeout=120, **kw)
 

@@ -18,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import scrylib  # noqa: E402
-from scrylib import Exporter, bucket_le  # noqa: E402
+from scrylib import Exporter, bucket_le, cgroup2_root  # noqa: E402
 
 KPROBES = os.path.exists("/sys/bus/event_source/devices/kprobe")
 
@@ -34,15 +34,6 @@ def vmstat(field):
 
 def delta(before, after, name, **labels):
     return after.get(name, 0, **labels) - before.get(name, 0, **labels)
-
-
-def cgroup2_root():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, post = line.split(" - ", 1)
-            if post.split()[0] == "cgroup2":
-                return pre.split()[4]
-    return None
 
 
 def reads_in_cgroup(cgroup_dir, device, count):
