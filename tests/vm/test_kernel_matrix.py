@@ -160,6 +160,12 @@ BLOCK_PAGE_ADD = [Delta("scry_block_page_cache_additions_total", {}, ">=", 256, 
 BLOCK_PAGE_ACCESS = [Delta("scry_block_page_cache_accesses_total", {}, ">=", 256, "dropped", "buffered_read")]
 
 
+SCHED_WORKLOAD = r"""
+i=0
+while [ $i -lt 20 ]; do usleep 20000; i=$((i+1)); done
+"""
+
+
 def unavailable(*features):
     return [Value("scry_feature_available", {"feature": f}, "==", 0) for f in features]
 
@@ -216,6 +222,23 @@ EXPORTERS = [
                  expect=BLOCK_DIRECT + BLOCK_LATENCY + BLOCK_PAGE_ACCESS
                  + unavailable("page_cache_additions", "page_cache_dirtied")),
         ],
+    ),
+    # scry-sched-sli: 20 sleeps of 20 ms by one process; the guest has no cgroup v2 tree, so only
+    # node-wide series move. tp_btf and task storage are all it uses; the iterator lists blocked tasks.
+    Exporter(
+        "sched-sli", 9653, SCHED_WORKLOAD,
+        args=["--bpf.stats"],
+        expect=[
+            Delta("scry_sched_node_offcpu_seconds_count", {"reason": "sleep"}, ">=", 20),
+            Delta("scry_sched_node_runqueue_latency_seconds_count", {}, ">=", 20),
+            Value("scry_feature_available", {"feature": "hung_tasks"}, "==", 1),
+            Value("scry_sched_hung_task_scan_errors_total", {}, "==", 0),
+        ],
+        modes={
+            "sched_switch": {"host": "tp_btf", "guest": "tp_btf"},
+            "sched_wakeup": {"host": "tp_btf", "guest": "tp_btf"},
+            "blocked_tasks": {"host": "iter", "guest": "iter"},
+        },
     ),
 ]
 
