@@ -1,0 +1,82 @@
+/* Maps shared by net.bpf.c and scry-net's collectors. */
+#ifndef SCRY_NET_H
+#define SCRY_NET_H
+
+#include "scry_hist.h"
+
+enum net_direction {
+	NET_DIR_CLIENT = 0, /* this side connected: peer is the remote address and port */
+	NET_DIR_SERVER = 1, /* this side accepted: port is the local listen port, no address */
+};
+
+enum net_fail_reason {
+	NET_FAIL_REFUSED,   /* ECONNREFUSED: a reset answered the SYN */
+	NET_FAIL_TIMED_OUT, /* ETIMEDOUT: no answer to the SYNs */
+	NET_FAIL_RESET,     /* ECONNRESET: reset during the handshake */
+	NET_FAIL_OTHER,     /* closed before established for another reason (abort, unreachable) */
+	NET_FAIL_NR,
+};
+
+/* One series: workload, direction and peer. */
+struct net_conn_key {
+	__u64 cgroup_id;
+	__u8 addr[16]; /* client: remote address (IPv4 in the first 4 bytes); server: zero */
+	__u16 port;    /* client: remote port; server: local listen port; host order */
+	__u8 family;   /* AF_INET or AF_INET6 */
+	__u8 direction;
+	__u32 pad;
+};
+
+struct net_conn_stats {
+	__u64 opened;
+	__u64 closed; /* of the opened ones */
+	__u64 failed[NET_FAIL_NR];
+	__u64 retrans_segs;
+	__u64 resets_sent;
+	__u64 resets_received;
+	__u64 bytes_sent; /* acknowledged by the peer; added when the connection closes */
+	__u64 bytes_received;
+	__u64 segs_sent;
+	__u64 segs_received;
+	__u64 last_ns; /* bpf_ktime_get_ns() of the last update, for expiry */
+	struct scry_hist connect;   /* client: SYN sent to established */
+	struct scry_hist handshake; /* server: SYN-ACK sent to the handshake's final ACK */
+	struct scry_hist rtt;       /* smoothed RTT sampled on received segments */
+};
+
+/* A socket being tracked (connections seen from their start). */
+struct net_sock {
+	struct net_conn_key key;
+	__u64 start_ns;
+	__u8 established;
+	__u8 pad[7];
+};
+
+struct net_listener_key {
+	__u32 netns;
+	__u16 port;
+	__u16 pad;
+};
+
+struct net_listener {
+	__u32 tgid;
+	__u8 observed;
+	__u8 pad[3];
+};
+
+struct net_drop_key {
+	__u64 cgroup_id; /* 0: no socket, or one not observed */
+	__u32 reason;    /* enum skb_drop_reason */
+	__u16 protocol;  /* IPPROTO_* of the socket; 0 without one */
+	__u16 pad;
+};
+
+enum net_lost_reason {
+	NET_LOST_SOCKS_FULL,
+	NET_LOST_CONNS_FULL,
+	NET_LOST_LISTENERS_FULL,
+	NET_LOST_DROPS_FULL,
+	NET_LOST_NR,
+};
+
+#endif /* SCRY_NET_H */

@@ -1,0 +1,72 @@
+// Turns net.bpf.c's maps and the kernel's per-netns counters into scry_net_* metrics at scrape time.
+#pragma once
+
+#include <prometheus/collectable.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "scry/bpf_loader.h"
+#include "scry/procnet.h"
+#include "scry/workloads.h"
+
+namespace scry::net {
+
+// Per workload, direction and peer: connections, latency, bytes, retransmits, resets, RTT.
+// Peers past the per-workload cap are summed into peer="other"; a peer with no open connection and no
+// event for the expiry time has its map entry deleted (its series goes).
+class ConnCollector : public prometheus::Collectable {
+ public:
+  ConnCollector(const BpfObject& bpf, WorkloadSeries series, size_t max_peers, std::chrono::nanoseconds expiry);
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  const BpfObject& bpf_;
+  bool retransmits_, resets_, rtt_;
+  std::chrono::nanoseconds expiry_;
+  mutable std::mutex mutex_;
+  mutable WorkloadSeries series_;
+  mutable LabelCap peers_;
+};
+
+// Drops by kernel drop reason: node-wide, and per workload where the socket is known.
+class DropCollector : public prometheus::Collectable {
+ public:
+  DropCollector(const BpfObject& bpf, WorkloadSeries series, const std::string& btf_path);
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  std::string ReasonName(uint32_t reason) const;
+
+  const BpfObject& bpf_;
+  std::map<int64_t, std::string> reasons_;
+  mutable std::mutex mutex_;
+  mutable WorkloadSeries series_;
+  // Counts of deleted entries (workloads gone), kept in the node-wide sums so that they never drop.
+  mutable std::map<std::pair<uint32_t, uint16_t>, uint64_t> retired_;
+};
+
+// Listen queue overflows and drops per network namespace from the kernel's own counters
+// (/proc/<pid>/net/netstat of one process in each namespace): no BPF hook sees them without kprobes.
+// Namespaces come from /proc/<pid>/ns/net where readable (other users' processes need CAP_SYS_PTRACE,
+// which the exporter drops) and from the owners of the listening sockets the BPF programs saw.
+class NetstatCollector : public prometheus::Collectable {
+ public:
+  NetstatCollector(const BpfObject& bpf, std::string host_root);
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  const BpfObject& bpf_;
+  std::string proc_;
+  mutable std::mutex mutex_;
+  mutable std::map<uint64_t, int> netns_pid_;  // netns inode -> a process in it
+  mutable std::chrono::steady_clock::time_point last_scan_{};
+};
+
+// "4026531840" from a /proc/<pid>/ns/net link target "net:[4026531840]"; 0 if malformed.
+uint64_t ParseNetnsLink(const std::string& target);
+
+}  // namespace scry::net

@@ -1,0 +1,89 @@
+#include "net_exporter.h"
+
+#include "net.skel.h"
+#include "net_collector.h"
+#include "scry/errors.h"
+
+namespace po = boost::program_options;
+
+namespace scry::net {
+
+const ExporterInfo kInfo{"net", "TCP connections, latency, retransmits, resets and drops per workload and peer, from eBPF.",
+                         9651};
+
+void NetExporter::AddOptions(po::options_description& desc) {
+  desc.add_options()
+    ("collector.peers.max", po::value<size_t>()->default_value(200),
+     "Most peers (direction, address, port) per workload with series of their own; the rest are summed "
+     "into peer=\"other\".")
+    ("collector.peers.expiry", po::value<std::string>()->default_value("5m"),
+     "A peer with no open connection and no event for this long loses its series.")
+    ("collector.rtt", po::value<bool>()->default_value(true)->implicit_value(true),
+     "Smoothed RTT histogram from tcp:tcp_probe (one event per received segment).")
+    ("collector.rtt.sample-every", po::value<uint32_t>()->default_value(1),
+     "Feed one tcp_probe event in N into the RTT histogram.")
+    ("collector.drops", po::value<bool>()->default_value(true)->implicit_value(true),
+     "Packet drops by kernel drop reason (skb:kfree_skb).")
+    ("collector.netstat", po::value<bool>()->default_value(true)->implicit_value(true),
+     "Listen queue overflows and drops per network namespace from /proc/<pid>/net/netstat.");
+  Workloads::AddOptions(desc);
+}
+
+BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
+  if (vm["collector.peers.max"].as<size_t>() == 0) throw UsageError("--collector.peers.max must be at least 1");
+  if (vm["collector.rtt.sample-every"].as<uint32_t>() == 0)
+    throw UsageError("--collector.rtt.sample-every must be at least 1");
+  ParseDuration("collector.peers.expiry", vm["collector.peers.expiry"].as<std::string>());
+
+  BpfSpec spec;
+  spec.object_name = "net";
+  spec.elf = net_bpf__elf_bytes(&spec.elf_size);
+  spec.features = {
+      {"connections", "TCP connections per workload and peer: opened, failed, closed, latency, bytes", true, {}, {}},
+      {"retransmits", "retransmitted TCP segments per workload and peer", false, {"connections"}, {}},
+      {"resets", "TCP resets sent and received per workload and peer", false, {"connections"}, {}},
+      {"rtt", "smoothed TCP RTT per workload and peer", false, {"connections"}, {}},
+      {"drops", "packet drops by kernel drop reason", false, {}, {}},
+  };
+  spec.hooks = {
+      {"set_state", "connections", {"set_state_btf", "set_state_raw", "set_state_tp"}},
+      {"destroy_sock", "connections", {"destroy_btf", "destroy_raw"}, /*optional=*/true},
+      {"retransmit", "retransmits", {"retransmit_btf", "retransmit_raw"}},
+      {"send_reset", "resets", {"send_reset_btf", "send_reset_raw"}},
+      {"receive_reset", "resets", {"receive_reset_btf", "receive_reset_raw"}},
+      {"probe", "rtt", {"probe_btf", "probe_raw"}},
+      {"kfree_skb", "drops", {"drop_btf", "drop_raw"}},
+  };
+  spec.lost_reasons = {"socks_map_full", "conns_map_full", "listeners_map_full", "drops_map_full"};
+  if (!vm["collector.rtt"].as<bool>()) spec.disabled_features.push_back("rtt");
+  if (!vm["collector.drops"].as<bool>()) spec.disabled_features.push_back("drops");
+
+  workloads_ = std::make_shared<Workloads>(vm);
+  workloads_->ConfigureBpf(spec);
+  const std::string btf = vm["btf-path"].as<std::string>();
+  spec.SetConst<uint32_t>("rtt_sample_every", vm["collector.rtt.sample-every"].as<uint32_t>());
+  // 6.12 added err to tcp_retransmit_skb and the receiving socket to kfree_skb.
+  spec.SetConst<bool>("retransmit_has_err", TracepointArgCount("tcp_retransmit_skb", btf) == 3);
+  spec.SetConst<bool>("kfree_skb_has_rx_sk", TracepointArgCount("kfree_skb", btf) == 4);
+  return spec;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> NetExporter::MakeCollectors(
+    const BpfObject& bpf, const po::variables_map& vm) {
+  std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> collectors;
+  auto expiry = ParseDuration("collector.peers.expiry", vm["collector.peers.expiry"].as<std::string>());
+  collectors.emplace_back("connections",
+                          std::make_shared<ConnCollector>(bpf, workloads_->MakeSeries(),
+                                                          vm["collector.peers.max"].as<size_t>(), expiry));
+  if (bpf.FeatureAvailable("drops"))
+    collectors.emplace_back("drops", std::make_shared<DropCollector>(bpf, workloads_->MakeSeries(),
+                                                                     vm["btf-path"].as<std::string>()));
+  if (vm["collector.netstat"].as<bool>())
+    collectors.emplace_back("netstat", std::make_shared<NetstatCollector>(bpf, workloads_->resolver()->host_root()));
+  collectors.emplace_back("workloads", workloads_);
+  return collectors;
+}
+
+void NetExporter::Started(const BpfObject& bpf) { workloads_->Start(bpf); }
+
+}  // namespace scry::net

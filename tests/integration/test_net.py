@@ -1,0 +1,415 @@
+"""scry-net on the running kernel against TCP traffic with known answers.
+
+Two network namespaces joined by a veth pair: servers in one, clients in the other, each workload in a
+cgroup of its own. Ground truth: the number of connections the clients made and how each ended (as
+the clients saw it), and the kernel's own counters of the namespace (/proc/net/snmp RetransSegs,
+/proc/net/netstat ListenOverflows), read inside it.
+"""
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import scrylib  # noqa: E402
+from scrylib import Exporter  # noqa: E402
+
+WORKLOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "net_workload.py")
+TAG = "scrynet%d" % os.getpid()
+SERVER_NS, CLIENT_NS = TAG + "s", TAG + "c"
+SERVER_IP, CLIENT_IP = "10.77.0.1", "10.77.0.2"
+
+
+def sh(*cmd):
+    return subprocess.run(list(cmd), check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+def in_ns(ns, *cmd):
+    return sh("ip", "netns", "exec", ns, *cmd)
+
+
+def cgroup2_root():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, post = line.split(" - ", 1)
+            if post.split()[0] == "cgroup2":
+                return pre.split()[4]
+    return None
+
+
+def netns_counter(ns, path, prefix, name):
+    lines = in_ns(ns, "cat", path).splitlines()
+    for names, values in zip(lines, lines[1:]):
+        n, v = names.split(), values.split()
+        if n[0] == prefix + ":" and v[0] == prefix + ":" and name in n:
+            return int(v[n.index(name)])
+    raise KeyError(name)
+
+
+def delta(before, after, name, **labels):
+    return after.get(name, 0, **labels) - before.get(name, 0, **labels)
+
+
+def wait_for(what, fn, timeout=20):
+    """Polls fn until it returns true; the value it returned last otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+class Network:
+    """The two namespaces, created once."""
+
+    @staticmethod
+    def up():
+        for tool in ("ip", "nft"):
+            if not shutil.which(tool):
+                if os.environ.get("CI") == "true":
+                    raise AssertionError(tool + " not installed (scripts/deps.sh installs it)")
+                raise unittest.SkipTest(tool + " not installed")
+        sh("ip", "netns", "add", SERVER_NS)
+        sh("ip", "netns", "add", CLIENT_NS)
+        sh("ip", "link", "add", TAG + "a", "netns", SERVER_NS, "type", "veth", "peer", "name", TAG[:10] + "b",
+           "netns", CLIENT_NS)
+        for ns, dev, ip in ((SERVER_NS, TAG + "a", SERVER_IP), (CLIENT_NS, TAG[:10] + "b", CLIENT_IP)):
+            in_ns(ns, "ip", "addr", "add", ip + "/24", "dev", dev)
+            in_ns(ns, "ip", "link", "set", dev, "up")
+            in_ns(ns, "ip", "link", "set", "lo", "up")
+        # short SYN timeouts: a connect to a blackholed port fails in about 3 s
+        in_ns(CLIENT_NS, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
+        in_ns(SERVER_NS, "nft", "add", "table", "inet", TAG)
+        in_ns(SERVER_NS, "nft", "add", "chain", "inet", TAG, "input",
+              "{ type filter hook input priority 0 ; policy accept ; }")
+
+    @staticmethod
+    def down():
+        for ns in (SERVER_NS, CLIENT_NS):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+class Workloads:
+    """Processes in namespaces and test cgroups; all killed and removed at the end."""
+
+    def __init__(self, test):
+        self.root = cgroup2_root()
+        test.assertIsNotNone(self.root, "no cgroup v2 hierarchy")
+        self.procs, self.cgroups = [], []
+
+    def cgroup(self, name):
+        path = os.path.join(self.root, "%s-%s" % (TAG, name))
+        os.makedirs(path, exist_ok=True)
+        self.cgroups.append(path)
+        return path, "/" + os.path.basename(path)
+
+    def start(self, ns, cgroup, *args, marker=None):
+        argv = [sys.executable, WORKLOAD, ns, cgroup, *map(str, args)]
+        if marker:
+            argv.insert(1, "-X" + marker)  # a harmless interpreter option that shows in the command line
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.procs.append(p)
+        if args[0] == "serve" or args[-1] == "--wait":
+            line = p.stdout.readline()
+            if line.strip() != "ready":
+                raise AssertionError("workload %s did not start: %r" % (args, line))
+        return p
+
+    def run(self, ns, cgroup, *args, marker=None):
+        p = self.start(ns, cgroup, *args, marker=marker)
+        out, _ = p.communicate(timeout=120)
+        if p.returncode:
+            raise AssertionError("workload %s exited with %d" % (args, p.returncode))
+        return json.loads(out.strip().splitlines()[-1])
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        for path in self.cgroups:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+
+
+class NetTest(unittest.TestCase):
+    exporter_args = ()
+    port = 7000
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            return
+        Network.up()
+        try:
+            cls.exporter = Exporter("net", "--bpf.stats", *cls.exporter_args).__enter__()
+        except Exception:
+            Network.down()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if os.geteuid() != 0:
+            return
+        cls.exporter.stop()
+        Network.down()
+
+    def setUp(self):
+        scrylib.require_root(self)
+        self.w = Workloads(self)
+        self.addCleanup(self.w.close)
+        NetTest.port += 1
+        self.port = NetTest.port
+
+    def scrape_until(self, fn, timeout=20):
+        """Scrapes until fn(metrics) is true (labels of new cgroups come with a later scrape)."""
+        box = {}
+
+        def probe():
+            box["m"] = self.exporter.scrape()
+            return fn(box["m"])
+        wait_for("scrape", probe, timeout)
+        return box["m"]
+
+
+class Connections(NetTest):
+    def test_opened_closed_and_latency_per_peer_and_side(self):
+        n = 20
+        server_cg, server_label = self.w.cgroup("server")
+        client_cg, client_label = self.w.cgroup("client")
+        self.w.start(SERVER_NS, server_cg, "serve", self.port, "accept", 64)
+        before = self.exporter.scrape()
+        out = self.w.run(CLIENT_NS, client_cg, "connect", SERVER_IP, self.port, n)
+        self.assertEqual(out, {"ok": n})
+        client = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port))
+        server = dict(cgroup=server_label, direction="server", peer="", port=str(self.port))
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **client) >= n and
+                              m.get("scry_net_connections_closed_total", 0, **server) >= n)
+        for side in (client, server):
+            self.assertEqual(delta(before, m, "scry_net_connections_opened_total", **side), n, side)
+            self.assertEqual(delta(before, m, "scry_net_connections_closed_total", **side), n, side)
+            self.assertEqual(m.get("scry_net_connections_active", **side), 0, side)
+            for reason in ("refused", "timed_out", "reset", "other"):
+                self.assertEqual(m.get("scry_net_connections_failed_total", reason=reason, **side), 0)
+        self.assertEqual(m.get("scry_net_connect_duration_seconds_count", **client), n)
+        self.assertGreater(m.get("scry_net_connect_duration_seconds_sum", **client), 0)
+        self.assertEqual(m.get("scry_net_handshake_duration_seconds_count", **server), n)
+        self.assertIsNone(m.get("scry_net_handshake_duration_seconds_count", None, **client))
+        # one byte each way per connection; the counters are in sequence space, where the SYN (sent)
+        # and the FIN (where it got through before the close) take one each
+        self.assertGreaterEqual(m.get("scry_net_received_bytes_total", **client), n)
+        self.assertLessEqual(m.get("scry_net_received_bytes_total", **client), 2 * n)
+        # (the byte sent may meet the server's close and be answered by a reset instead of an ACK)
+        self.assertGreaterEqual(m.get("scry_net_sent_bytes_total", **client), n)
+        self.assertLessEqual(m.get("scry_net_sent_bytes_total", **client), 3 * n)
+        # the workload's labels: a host cgroup, no container
+        self.assertEqual(m.get("scry_net_connections_opened_total", container_id="", pod="", **client), n)
+        # no series of the clients' ephemeral ports
+        ports = {dict(ls)["port"] for ls in m.series("scry_net_connections_opened_total")
+                 if dict(ls)["cgroup"] in (client_label, server_label)}
+        self.assertEqual(ports, {str(self.port)})
+
+    def test_refused(self):
+        n = 5
+        client_cg, client_label = self.w.cgroup("refused")
+        out = self.w.run(CLIENT_NS, client_cg, "connect", SERVER_IP, self.port, n)
+        self.assertEqual(out, {os.strerror(111): n})
+        labels = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port))
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_failed_total", 0, reason="refused", **labels) >= n)
+        self.assertEqual(m.get("scry_net_connections_failed_total", reason="refused", **labels), n)
+        self.assertEqual(m.get("scry_net_connections_failed_total", reason="timed_out", **labels), 0)
+        self.assertEqual(m.get("scry_net_connections_opened_total", **labels), 0)
+        self.assertEqual(m.get("scry_net_connect_duration_seconds_count", **labels), 0)
+
+    def test_timed_out_behind_a_drop_rule(self):
+        n = 3
+        in_ns(SERVER_NS, "nft", "add", "rule", "inet", TAG, "input", "tcp", "dport", str(self.port), "drop")
+        client_cg, client_label = self.w.cgroup("blackholed")
+        out = self.w.run(CLIENT_NS, client_cg, "connect", SERVER_IP, self.port, n, 1)
+        self.assertEqual(out, {os.strerror(110): n})
+        labels = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port))
+        m = self.scrape_until(
+            lambda m: m.get("scry_net_connections_failed_total", 0, reason="timed_out", **labels) >= n)
+        self.assertEqual(m.get("scry_net_connections_failed_total", reason="timed_out", **labels), n)
+        self.assertEqual(m.get("scry_net_connections_failed_total", reason="refused", **labels), 0)
+
+    def test_retransmits_agree_with_retrans_segs_of_the_namespace(self):
+        server_cg, _ = self.w.cgroup("sink")
+        client_cg, client_label = self.w.cgroup("bulk")
+        self.w.start(SERVER_NS, server_cg, "serve", self.port, "sink", 16)
+        in_ns(SERVER_NS, "nft", "add", "rule", "inet", TAG, "input", "tcp", "dport", str(self.port),
+              "numgen", "random", "mod", "50", "==", "0", "drop")
+        labels = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port))
+        retrans_before = netns_counter(CLIENT_NS, "/proc/net/snmp", "Tcp", "RetransSegs")
+        self.w.run(CLIENT_NS, client_cg, "bulk", SERVER_IP, self.port, 32 << 20)
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **labels) >= 1)
+        truth = netns_counter(CLIENT_NS, "/proc/net/snmp", "Tcp", "RetransSegs") - retrans_before
+        seen = m.get("scry_net_retransmitted_segments_total", **labels)
+        self.assertGreater(truth, 0)
+        self.assertLessEqual(abs(seen - truth), 3, "scry %d, RetransSegs %d" % (seen, truth))
+        self.assertGreaterEqual(m.get("scry_net_sent_bytes_total", **labels), 32 << 20)
+        self.assertLessEqual(m.get("scry_net_sent_bytes_total", **labels), (32 << 20) + 2)  # SYN, FIN
+        self.assertGreater(m.get("scry_net_rtt_seconds_count", **labels), 0)
+
+    def test_resets_sent_by_a_linger0_close_and_received(self):
+        n = 5
+        server_cg, server_label = self.w.cgroup("linger0")
+        client_cg, client_label = self.w.cgroup("resetclient")
+        self.w.start(SERVER_NS, server_cg, "serve", self.port, "linger0", 16)
+        out = self.w.run(CLIENT_NS, client_cg, "connect", SERVER_IP, self.port, n)
+        self.assertEqual(out, {"ok": n})
+        client = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port))
+        server = dict(cgroup=server_label, direction="server", peer="", port=str(self.port))
+        m = self.scrape_until(lambda m: m.get("scry_net_resets_received_total", 0, **client) >= n and
+                              m.get("scry_net_resets_sent_total", 0, **server) >= n)
+        self.assertEqual(m.get("scry_net_resets_sent_total", **server), n)
+        self.assertEqual(m.get("scry_net_resets_received_total", **server), 0)
+        self.assertEqual(m.get("scry_net_resets_received_total", **client), n)
+        self.assertEqual(m.get("scry_net_resets_sent_total", **client), 0)
+
+    def test_listen_overflows_agree_with_the_namespace(self):
+        server_cg, _ = self.w.cgroup("backlog")
+        client_cg, _ = self.w.cgroup("flood")
+        self.w.start(SERVER_NS, server_cg, "serve", self.port, "never", 1)
+        netns = str(os.stat("/run/netns/" + SERVER_NS).st_ino)
+        labels = dict(netns=netns, source="procfs")
+        before_truth = netns_counter(SERVER_NS, "/proc/net/netstat", "TcpExt", "ListenOverflows")
+        before = self.scrape_until(lambda m: m.get("scry_net_listen_overflows_total", None, **labels) is not None)
+        self.assertEqual(before.get("scry_net_listen_overflows_total", **labels), before_truth)
+        self.w.run(CLIENT_NS, client_cg, "synflood", SERVER_IP, self.port, 20)
+        truth = netns_counter(SERVER_NS, "/proc/net/netstat", "TcpExt", "ListenOverflows") - before_truth
+        m = self.exporter.scrape()
+        self.assertGreater(truth, 0)
+        self.assertEqual(delta(before, m, "scry_net_listen_overflows_total", **labels), truth)
+
+    def test_self_metrics_and_promtool(self):
+        m = self.exporter.scrape()
+        for feature in ("connections", "retransmits", "resets", "rtt", "drops"):
+            self.assertEqual(m.get("scry_feature_available", feature=feature), 1, feature)
+        self.assertTrue(m.has("scry_net_drops_total"))
+        if shutil.which("promtool"):
+            r = subprocess.run(["promtool", "check", "metrics"], input=self.exporter.scrape_text(),
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ""))
+
+
+class Drops(NetTest):
+    def test_drops_by_reason_no_socket(self):
+        # a SYN to a closed port: answered by a reset; a UDP datagram to a closed port is dropped
+        # with reason no_socket (an ICMP unreachable goes back)
+        n = 10
+        before = self.exporter.scrape()
+        for _ in range(n):
+            in_ns(SERVER_NS, sys.executable, "-c",
+                  "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 9))")
+        m = self.scrape_until(lambda m: delta(before, m, "scry_net_drops_total", reason="no_socket",
+                                               protocol="") >= n)
+        self.assertGreaterEqual(delta(before, m, "scry_net_drops_total", reason="no_socket", protocol=""), n)
+
+
+class Filter(NetTest):
+    exporter_args = ("--filter.cmdline=-X[s]crynetmark",)  # a pattern that does not match itself
+
+    def test_only_matching_processes_are_observed(self):
+        n = 4
+        server_cg, _ = self.w.cgroup("fserver")
+        self.w.start(SERVER_NS, server_cg, "serve", self.port, "accept", 16)
+        seen_cg, seen_label = self.w.cgroup("seen")
+        unseen_cg, unseen_label = self.w.cgroup("unseen")
+        p = self.w.start(CLIENT_NS, seen_cg, "connect", SERVER_IP, self.port, n, "--wait", marker="scrynetmark")
+        # the filter maps learn of the process within a second
+        self.scrape_until(lambda m: m.get("scry_filter_entries", 0, kind="process") >= 1)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out, _ = p.communicate(timeout=60)
+        self.assertEqual(json.loads(out.splitlines()[-1]), {"ok": n})
+        self.assertEqual(self.w.run(CLIENT_NS, unseen_cg, "connect", SERVER_IP, self.port, n), {"ok": n})
+        labels = dict(direction="client", peer=SERVER_IP, port=str(self.port))
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, cgroup=seen_label,
+                                              **labels) >= n)
+        self.assertEqual(m.get("scry_net_connections_opened_total", cgroup=seen_label, **labels), n)
+        self.assertIsNone(m.get("scry_net_connections_opened_total", None, cgroup=unseen_label, **labels))
+        # the server's listener was not matched either
+        self.assertEqual(m.series("scry_net_handshake_duration_seconds_count"), {})
+
+
+class PeerCap(NetTest):
+    exporter_args = ("--collector.peers.max=1",)
+
+    def test_peers_past_the_cap_sum_into_other(self):
+        n = 3
+        server_cg, _ = self.w.cgroup("capserver")
+        client_cg, client_label = self.w.cgroup("capclient")
+        ports = (self.port, self.port + 100)
+        for port in ports:
+            self.w.start(SERVER_NS, server_cg, "serve", port, "accept", 16)
+            self.assertEqual(self.w.run(CLIENT_NS, client_cg, "connect", SERVER_IP, port, n), {"ok": n})
+        m = self.scrape_until(lambda m: sum(v for ls, v in m.series("scry_net_connections_closed_total").items()
+                                            if dict(ls)["cgroup"] == client_label) >= 2 * n)
+        series = {(dict(ls)["peer"], dict(ls)["port"]): v
+                  for ls, v in m.series("scry_net_connections_opened_total").items()
+                  if dict(ls)["cgroup"] == client_label}
+        self.assertEqual(len(series), 2, series)
+        self.assertEqual(series.get(("other", "")), n, series)
+        self.assertEqual(sum(series.values()), 2 * n)
+
+
+class FallbackModes(unittest.TestCase):
+    """Connections counted the same with raw_tp and classic tracepoint programs; in tracepoint mode the
+    features without a tracepoint program are unavailable and export nothing."""
+
+    def run_mode(self, mode):
+        scrylib.require_root(self)
+        Network.up()
+        self.addCleanup(Network.down)
+        w = Workloads(self)
+        self.addCleanup(w.close)
+        port = 7500
+        server_cg, _ = w.cgroup("fb" + mode)
+        client_cg, client_label = w.cgroup("fbc" + mode)
+        with Exporter("net", "--bpf.attach-modes=" + mode) as exporter:
+            w.start(SERVER_NS, server_cg, "serve", port, "accept", 16)
+            self.assertEqual(w.run(CLIENT_NS, client_cg, "connect", SERVER_IP, port, 5), {"ok": 5})
+            labels = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(port))
+            wait_for("closed", lambda: exporter.scrape().get("scry_net_connections_closed_total", 0, **labels) >= 5)
+            m = exporter.scrape()
+        self.assertEqual(m.get("scry_net_connections_opened_total", **labels), 5)
+        self.assertEqual(m.get("scry_net_connect_duration_seconds_count", **labels), 5)
+        return m
+
+    def test_raw_tp(self):
+        m = self.run_mode("raw_tp")
+        self.assertEqual(m.get("scry_feature_available", feature="rtt"), 1)
+
+    def test_classic_tracepoint(self):
+        m = self.run_mode("tracepoint")
+        for feature in ("retransmits", "resets", "rtt", "drops"):
+            self.assertEqual(m.get("scry_feature_available", feature=feature), 0, feature)
+        for name in ("scry_net_retransmitted_segments_total", "scry_net_resets_sent_total",
+                     "scry_net_rtt_seconds_count", "scry_net_drops_total"):
+            self.assertFalse(m.has(name), name)
+
+
+class CheckAndBadInput(unittest.TestCase):
+    def test_check(self):
+        scrylib.require_root(self)
+        r = subprocess.run([os.path.join(scrylib.BIN_DIR, "scry-net"), "--check"], capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"connections\s+available\s+set_state\s+tp_btf")
+
+    def test_bad_flags_exit_2_with_one_line(self):
+        for flag in ("--collector.peers.max=0", "--collector.rtt.sample-every=0", "--collector.peers.expiry=soon"):
+            r = subprocess.run([os.path.join(scrylib.BIN_DIR, "scry-net"), flag], capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(r.returncode, 2, flag)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
