@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""scry-net benchmark: per-hook BPF cost (--bpf.stats), loopback iperf3 throughput and connection churn
+with scry-net attached vs not, series count and RSS during churn. Prints a table; asserts nothing.
+
+  sudo python3 bench/net.py [--bin build-net/bin/scry-net] [--duration 10] [--repeats 2]
+"""
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
+import scrylib  # noqa: E402
+
+
+def iperf(duration):
+    srv = subprocess.Popen(["iperf3", "-s", "-1", "-p", "5299"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", "5299", "-t", str(duration), "-J"],
+                         capture_output=True, text=True).stdout
+    srv.wait()
+    import json
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+_ports = iter(range(5300, 5400))
+
+
+def churn(duration):
+    """Connect and close, as fast as one client can; returns connections per second."""
+    port = next(_ports)  # a listener blocked in accept() in its thread cannot be closed for reuse
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(1024)
+    stop = time.monotonic() + duration
+
+    def serve():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            c.close()
+    threading.Thread(target=serve, daemon=True).start()
+    n = 0
+    while time.monotonic() < stop:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")  # no TIME_WAIT pile-up
+        s.close()
+        n += 1
+    ls.shutdown(socket.SHUT_RDWR)
+    ls.close()
+    return n / duration
+
+
+def stats(m):
+    runs = {dict(ls)["program"]: v for ls, v in m.series("scry_bpf_program_runs_total").items()}
+    ns = {dict(ls)["program"]: v * 1e9 for ls, v in m.series("scry_bpf_program_run_seconds_total").items()}
+    return runs, ns
+
+
+def rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) // 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=None)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=2)
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("needs root")
+    if a.bin:
+        scrylib.BIN_DIR = os.path.dirname(os.path.abspath(a.bin))
+    rows, base, with_ = [], {"iperf": [], "churn": []}, {"iperf": [], "churn": []}
+    per_hook = {}
+    series = []
+    for _ in range(a.repeats):
+        base["iperf"].append(iperf(a.duration))
+        base["churn"].append(churn(a.duration))
+        with scrylib.Exporter("net", "--bpf.stats") as e:
+            m0 = e.scrape()
+            with_["iperf"].append(iperf(a.duration))
+            m1 = e.scrape()
+            r0, n0 = stats(m0)
+            r1, n1 = stats(m1)
+            for p in r1:
+                d = r1[p] - r0.get(p, 0)
+                if d:
+                    per_hook.setdefault(("iperf", p), []).append(((n1[p] - n0.get(p, 0)), d))
+            with_["churn"].append(churn(a.duration))
+            m2 = e.scrape()
+            r2, n2 = stats(m2)
+            for p in r2:
+                d = r2[p] - r1.get(p, 0)
+                if d:
+                    per_hook.setdefault(("churn", p), []).append(((n2[p] - n1.get(p, 0)), d))
+            series.append((len(m2.text.splitlines()), rss(e.proc.pid)))
+    print("| workload | program | events | ns/event |")
+    print("|---|---|---|---|")
+    for (w, p), vals in sorted(per_hook.items()):
+        ns, ev = sum(v[0] for v in vals), sum(v[1] for v in vals)
+        print("| %s | %s | %d | %.0f |" % (w, p, ev, ns / ev))
+    print()
+    print("| workload | without | with scry-net | change |")
+    print("|---|---|---|---|")
+    for w, unit in (("iperf", "Gbit/s"), ("churn", "conn/s")):
+        b, x = sum(base[w]) / len(base[w]), sum(with_[w]) / len(with_[w])
+        print("| %s (%s) | %.2f | %.2f | %+.1f%% |" % (w, unit, b, x, (x - b) / b * 100))
+    print()
+    print("after each churn run: /metrics lines, RSS MiB: %s" % series)
+
+
+if __name__ == "__main__":
+    main()
