@@ -110,11 +110,26 @@ int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_str
 	unsigned int state = task_state(prev);
 	struct sched_task *s;
 
-	/* prev leaves the CPU; it is the current task, so the cgroup helper applies to it. */
+	/* prev leaves the CPU. Its cgroup id is read again only when its css_set changed (it moved). */
 	if (!(state & (TASK_DEAD | EXIT_ZOMBIE | EXIT_DEAD))) {
-		__u64 cgroup_id = bpf_get_current_cgroup_id();
-		if (scry_observed(cgroup_id, prev->tgid) &&
-		    (s = bpf_task_storage_get(&tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))) {
+		__u64 css_set = (__u64)prev->cgroups;
+		__u64 cgroup_id;
+
+		bool moved;
+
+		s = bpf_task_storage_get(&tasks, prev, 0, 0);
+		moved = !s || s->css_set != css_set;
+		cgroup_id = moved ? bpf_get_current_cgroup_id() /* prev is the current task */ : s->cgroup_id;
+		if (!scry_observed(cgroup_id, prev->tgid)) {
+			if (s) /* it left the filter: forget it */
+				bpf_task_storage_delete(&tasks, prev);
+			s = NULL;
+		} else if (!s) {
+			s = bpf_task_storage_get(&tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		}
+		if (s && moved)
+			s->css_set = css_set;
+		if (s) {
 			if (long_run_ns && s->on_since && now - s->on_since >= long_run_ns) {
 				struct sched_cgroup_stats *st = stats_of(cgroup_id);
 				if (st) {

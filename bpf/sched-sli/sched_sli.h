@@ -16,6 +16,7 @@ enum sched_off_reason {
 /* Per task (task local storage): what the next event needs to know. */
 struct sched_task {
 	__u64 cgroup_id;      /* cgroup v2 id when the task last left the CPU (or was first seen) */
+	__u64 css_set;        /* the task's css_set (cgroup membership) that cgroup_id was read for */
 	__u64 off_since;      /* ns when it left the CPU to sleep or block; 0 when runnable or unknown */
 	__u64 runnable_since; /* ns when it became runnable (woken or preempted); 0 when not waiting */
 	__u64 on_since;       /* ns when it last got the CPU; 0 when not known */

@@ -27,6 +27,10 @@ LE_16MS, LE_32MS = bucket_le(0.016384), bucket_le(0.032768)
 SPIN = ("import os,time; os.sched_setaffinity(0,{0}); t=time.monotonic()\n"
         "while time.monotonic()-t<%f: pass\n"
         "print(open('/proc/self/schedstat').read().split()[1], flush=True)")
+# The same, but it first prints its wait so far and sleeps a second, so that the waits of its start
+# (fork, exec, the move to CPU 0) can be left out of the comparison.
+SPIN_AFTER_START = ("import os,time; os.sched_setaffinity(0,{0})\n"
+                    "print(open('/proc/self/schedstat').read().split()[1], flush=True); time.sleep(1)\n" + SPIN)
 
 
 def delta(before, after, name, **labels):
@@ -79,17 +83,20 @@ class Scheduling(unittest.TestCase):
         """Two spinners pinned to one CPU wait for each other: our wait equals the kernel's run_delay."""
         with self.cgroup("spin") as cg:
             label = cgroup_label(cg)
-            procs = [popen_in_cgroup(cg, [PY, "-c", SPIN % 3.0], stdout=subprocess.PIPE, text=True)
+            procs = [popen_in_cgroup(cg, [PY, "-c", SPIN_AFTER_START % 3.0], stdout=subprocess.PIPE, text=True)
                      for _ in range(2)]
-            truth_ns = sum(int(p.communicate(timeout=60)[0]) for p in procs)
-            m = self.wait_for_series("scry_sched_runqueue_latency_seconds_sum", label)
-            ours = m.get("scry_sched_runqueue_latency_seconds_sum", cgroup=label)
-        truth = truth_ns / 1e9
+            started = sum(int(p.stdout.readline()) for p in procs)
+            time.sleep(0.5)  # both asleep now: their waits so far are in `started` and in `before`
+            before = self.wait_for_series("scry_sched_runqueue_latency_seconds_sum", label)
+            finished = sum(int(p.communicate(timeout=60)[0]) for p in procs)
+            m = self.exporter.scrape()
+            ours = delta(before, m, "scry_sched_runqueue_latency_seconds_sum", cgroup=label)
+        truth = (finished - started) / 1e9
         self.assertGreater(truth, 1.0, "the spinners hardly waited: is CPU 0 shared?")
         self.assertAlmostEqual(ours, truth, delta=0.05 * truth + 0.02)
         # Each spinner was preempted for the other: involuntary switches and preempted time.
-        self.assertGreater(m.get("scry_sched_involuntary_switches_total", cgroup=label), 10)
-        preempted = m.get("scry_sched_offcpu_seconds_sum", cgroup=label, reason="preempted")
+        self.assertGreater(delta(before, m, "scry_sched_involuntary_switches_total", cgroup=label), 10)
+        preempted = delta(before, m, "scry_sched_offcpu_seconds_sum", cgroup=label, reason="preempted")
         self.assertGreater(preempted, 0.5 * truth)
         self.assertLessEqual(preempted, ours + 1e-9)
         # CPU-bound for 3 s: stretches on CPU longer than 100 ms are unlikely but possible; the counter
