@@ -1,0 +1,212 @@
+#include "mem_sli_collector.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <map>
+#include <set>
+
+#include "mem_sli_decode.h"
+#include "scry/bpf_maps.h"
+#include "scry/histogram.h"
+#include "scry/metrics.h"
+
+namespace scry::mem {
+
+using prometheus::MetricType;
+
+namespace {
+
+size_t PossibleCpus() {
+  int n = libbpf_num_possible_cpus();
+  return n > 0 ? static_cast<size_t>(n) : 1;
+}
+
+// Histogram families of the stall kinds, with the feature each needs.
+struct StallFamily {
+  uint32_t kind;
+  const char* feature;
+  const char* name;
+  const char* help;
+  bool kind_label;  // reclaim kinds share one family, told apart by kind=
+};
+const StallFamily kStallFamilies[] = {
+    {MEM_STALL_MEMCG_RECLAIM, "memcg_reclaim", "reclaim_stall_seconds",
+     "Time tasks stalled in memory reclaim: kind=memcg to stay under a memory cgroup limit, kind=direct "
+     "because the node was short of memory.",
+     true},
+    {MEM_STALL_DIRECT_RECLAIM, "direct_reclaim", "reclaim_stall_seconds", nullptr, true},
+    {MEM_STALL_COMPACTION, "compaction", "compaction_stall_seconds",
+     "Time tasks stalled in direct memory compaction (per zone compacted).", false},
+    {MEM_STALL_SWAPIN, "swap_in", "swapin_duration_seconds",
+     "Page faults that read a page back from swap, and how long they took.", false},
+};
+
+// Families keyed by name, in first-use order.
+class Families {
+ public:
+  prometheus::MetricFamily& Get(const std::string& name, const char* help, MetricType type) {
+    auto it = index_.find(name);
+    if (it != index_.end()) return out_[it->second];
+    index_[name] = out_.size();
+    out_.push_back(MakeFamily(name, help ? help : "", type));
+    return out_.back();
+  }
+  std::vector<prometheus::MetricFamily> Take() { return std::move(out_); }
+
+ private:
+  std::map<std::string, size_t> index_;
+  std::vector<prometheus::MetricFamily> out_;
+};
+
+void AddStallFamilies(Families& fams, const BpfObject& bpf, const std::string& prefix) {
+  for (const auto& f : kStallFamilies)
+    if (f.help && (bpf.FeatureAvailable(f.feature) ||
+                   (f.kind == MEM_STALL_MEMCG_RECLAIM && bpf.FeatureAvailable("direct_reclaim"))))
+      fams.Get(prefix + f.name, f.help, MetricType::Histogram);
+}
+
+void AddStall(Families& fams, const BpfObject& bpf, const std::string& prefix, Labels labels, uint32_t kind,
+              const scry_hist& h) {
+  for (const auto& f : kStallFamilies) {
+    if (f.kind != kind || !bpf.FeatureAvailable(f.feature)) continue;
+    if (f.kind_label) labels.push_back({"kind", StallKindName(kind)});
+    AddHistogram(fams.Get(prefix + f.name, nullptr, MetricType::Histogram), std::move(labels),
+                 ToPrometheus(h, kLatencySeconds));
+  }
+}
+
+}  // namespace
+
+WorkloadCollector::WorkloadCollector(const BpfObject& bpf, WorkloadSeries series)
+    : bpf_(bpf), series_(std::move(series)) {}
+
+std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
+  std::lock_guard lock(mutex_);
+  struct Agg {
+    mem_cgroup_stats stats{};
+    std::map<uint32_t, scry_hist> stalls;
+    uint64_t oom[MEM_OOM_SCOPE_NR] = {};
+  };
+  std::map<Labels, Agg> workloads;
+  int stats_fd = bpf_.MapFd("cgroup_stats"), stalls_fd = bpf_.MapFd("stalls"), oom_fd = bpf_.MapFd("oom_kills");
+  std::vector<uint64_t> gone_stats;
+  std::vector<mem_stall_key> gone_stalls;
+  std::vector<mem_oom_key> gone_oom;
+
+  series_.Begin();
+  {
+    std::vector<mem_cgroup_stats> per_cpu(PossibleCpus());
+    uint64_t key = 0, next = 0;
+    const uint64_t* prev = nullptr;
+    while (bpf_map_get_next_key(stats_fd, prev, &next) == 0) {
+      key = next;
+      prev = &key;
+      if (bpf_map_lookup_elem(stats_fd, &key, per_cpu.data()) != 0) continue;
+      auto verdict = series_.Label(key);
+      if (verdict.action == WorkloadSeries::Action::kDelete) gone_stats.push_back(key);
+      if (verdict.action != WorkloadSeries::Action::kExport) continue;
+      Add(workloads[verdict.labels].stats, Sum(per_cpu));
+    }
+  }
+  ForEachEntry<mem_stall_key, scry_hist>(stalls_fd, [&](const mem_stall_key& k, const scry_hist& h) {
+    auto verdict = series_.Label(k.cgroup_id);
+    if (verdict.action == WorkloadSeries::Action::kDelete) gone_stalls.push_back(k);
+    if (verdict.action != WorkloadSeries::Action::kExport) return;
+    Merge(workloads[verdict.labels].stalls[k.kind], h);
+  });
+  ForEachEntry<mem_oom_key, __u64>(oom_fd, [&](const mem_oom_key& k, __u64 n) {
+    auto verdict = series_.Label(k.cgroup_id);
+    if (verdict.action == WorkloadSeries::Action::kDelete) gone_oom.push_back(k);
+    if (verdict.action != WorkloadSeries::Action::kExport) return;
+    workloads[verdict.labels].oom[k.scope & 1] += n;
+  });
+  series_.End();
+  for (const auto& k : gone_stats) bpf_map_delete_elem(stats_fd, &k);
+  for (const auto& k : gone_stalls) bpf_map_delete_elem(stalls_fd, &k);
+  for (const auto& k : gone_oom) bpf_map_delete_elem(oom_fd, &k);
+
+  const std::string p = "scry_mem_";
+  bool faults = bpf_.FeatureAvailable("faults"), major = bpf_.FeatureAvailable("major_faults"),
+       vm = bpf_.FeatureAvailable("vm_growth"), oom = bpf_.FeatureAvailable("oom_kills");
+  Families fams;
+  AddStallFamilies(fams, bpf_, p);
+  for (const auto& [labels, agg] : workloads) {
+    for (const auto& [kind, h] : agg.stalls) AddStall(fams, bpf_, p, labels, kind, h);
+    if (faults)
+      AddCounter(fams.Get(p + "page_faults_total", "Page faults taken by the workload's tasks in user mode.",
+                          MetricType::Counter),
+                 labels, static_cast<double>(agg.stats.faults));
+    if (major)
+      AddCounter(fams.Get(p + "major_page_faults_total",
+                          "User page faults that needed I/O (major faults, as the kernel accounts them).",
+                          MetricType::Counter),
+                 labels, static_cast<double>(agg.stats.major_faults));
+    // Every exported workload has both scopes, so that a first kill is an increase from 0.
+    if (oom)
+      for (uint32_t scope = 0; scope < MEM_OOM_SCOPE_NR; scope++) {
+        Labels l = labels;
+        l.push_back({"scope", OomScopeName(scope)});
+        AddCounter(fams.Get(p + "oom_kills_total",
+                            "Processes of the workload killed by the OOM killer, by the limit that was hit: "
+                            "scope=memcg a memory cgroup's, scope=global the node's.",
+                            MetricType::Counter),
+                   std::move(l), static_cast<double>(agg.oom[scope]));
+      }
+    if (vm) {
+      for (uint32_t kind = 0; kind < MEM_MAP_NR; kind++) {
+        Labels l = labels;
+        l.push_back({"kind", MapKindName(kind)});
+        AddCounter(fams.Get(p + "vm_mapped_bytes_total",
+                            "Bytes mapped by successful mmap calls: kind=anon private anonymous, kind=shared "
+                            "MAP_SHARED, kind=file private file-backed (page-rounded).",
+                            MetricType::Counter),
+                   std::move(l), static_cast<double>(agg.stats.mapped[kind]));
+      }
+      AddCounter(fams.Get(p + "vm_unmapped_bytes_total", "Bytes released by successful munmap calls (page-rounded).",
+                          MetricType::Counter),
+                 labels, static_cast<double>(agg.stats.unmapped));
+      AddCounter(fams.Get(p + "heap_grown_bytes_total", "Bytes the program break moved up (brk).",
+                          MetricType::Counter),
+                 labels, static_cast<double>(agg.stats.brk_grown));
+      AddCounter(fams.Get(p + "heap_shrunk_bytes_total", "Bytes the program break moved down (brk).",
+                          MetricType::Counter),
+                 labels, static_cast<double>(agg.stats.brk_shrunk));
+    }
+  }
+  return fams.Take();
+}
+
+NodeCollector::NodeCollector(const BpfObject& bpf) : bpf_(bpf) {}
+
+std::vector<prometheus::MetricFamily> NodeCollector::Collect() const {
+  std::vector<mem_node_stats> per_cpu(PossibleCpus());
+  uint32_t zero = 0;
+  mem_node_stats node{};
+  if (bpf_map_lookup_elem(bpf_.MapFd("node_stats"), &zero, per_cpu.data()) == 0) node = Sum(per_cpu);
+
+  const std::string p = "scry_mem_node_";
+  Families fams;
+  AddStallFamilies(fams, bpf_, p);
+  int fd = bpf_.MapFd("node_stalls");
+  for (uint32_t kind = 0; kind < MEM_STALL_NR; kind++) {
+    scry_hist h{};
+    if (bpf_map_lookup_elem(fd, &kind, &h) == 0) AddStall(fams, bpf_, p, {}, kind, h);
+  }
+  if (bpf_.FeatureAvailable("faults"))
+    AddCounter(fams.Get(p + "page_faults_total", "Page faults taken in user mode by observed tasks on the node.",
+                        MetricType::Counter),
+               {}, static_cast<double>(node.faults));
+  if (bpf_.FeatureAvailable("major_faults"))
+    AddCounter(fams.Get(p + "major_page_faults_total", "User page faults that needed I/O, node-wide.",
+                        MetricType::Counter),
+               {}, static_cast<double>(node.major_faults));
+  if (bpf_.FeatureAvailable("oom_kills"))
+    for (uint32_t scope = 0; scope < MEM_OOM_SCOPE_NR; scope++)
+      AddCounter(fams.Get(p + "oom_kills_total", "OOM kills on the node, by the limit that was hit.",
+                          MetricType::Counter),
+                 {{"scope", OomScopeName(scope)}}, static_cast<double>(node.oom_kills[scope]));
+  return fams.Take();
+}
+
+}  // namespace scry::mem
