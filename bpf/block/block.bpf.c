@@ -20,9 +20,9 @@ const volatile bool track_cgroups = false;
 const volatile bool rq_hooks_have_queue_arg = false;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* struct request * */
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << BLOCK_INFLIGHT_BITS);
+	__type(key, __u32); /* inflight_slot() of the struct request * */
 	__type(value, struct block_inflight);
 } inflight SEC(".maps");
 
@@ -167,32 +167,58 @@ static __always_inline struct block_disk_stats *disk_stats_of(__u32 dev, __u32 o
 	return s;
 }
 
+/* The low half of the request's address as a plain number. The verifier forbids shifts and products
+ * of a BTF-typed pointer (tp_btf, fentry) but lets a privileged program copy its low 32 bits; in the
+ * other modes the pointer is a number already, and the same code gives the same slot. */
+static __always_inline __u64 rq_low32(struct request *rq)
+{
+	__u64 lo;
+
+	asm volatile("r0 = %[rq]; w0 = w0; %[lo] = r0" : [lo] "=r"(lo) : [rq] "r"(rq) : "r0");
+	return lo;
+}
+
+/* The slot of a request. Requests sit in arrays of equal, cache-line aligned structs: a
+ * multiplicative hash spreads such an arithmetic progression evenly over the slots. Two requests
+ * in flight in the same slot are told apart by their full address. */
+static __always_inline struct block_inflight *inflight_slot(struct request *rq)
+{
+	__u32 idx = ((rq_low32(rq) >> 6) * 0x9E3779B97F4A7C15ULL) >> (64 - BLOCK_INFLIGHT_BITS);
+
+	return bpf_map_lookup_elem(&inflight, &idx);
+}
+
+/* Takes the slot for rq. Another request still in it loses its latency (counted): a collision. */
+static __always_inline void inflight_claim(struct block_inflight *in, __u64 rq, __u64 insert_ns, __u64 issue_ns)
+{
+	if (in->rq && in->rq != rq)
+		scry_count_lost(&lost_events, LOST_INFLIGHT_FULL);
+	in->rq = rq;
+	in->insert_ns = insert_ns;
+	in->issue_ns = issue_ns;
+	in->cgroup_id = track_cgroups ? bpf_get_current_cgroup_id() : 0;
+	in->partial_bytes = 0;
+}
+
 static __always_inline void on_insert(struct request *rq)
 {
-	__u64 key = (__u64)rq;
-	struct block_inflight val = { .insert_ns = bpf_ktime_get_ns() };
+	struct block_inflight *in = inflight_slot(rq);
 
-	if (track_cgroups)
-		val.cgroup_id = bpf_get_current_cgroup_id();
-	if (bpf_map_update_elem(&inflight, &key, &val, BPF_ANY))
-		scry_count_lost(&lost_events, LOST_INFLIGHT_FULL);
+	if (in)
+		inflight_claim(in, (__u64)rq, bpf_ktime_get_ns(), 0);
 }
 
 static __always_inline void on_issue(struct request *rq)
 {
-	__u64 key = (__u64)rq, now = bpf_ktime_get_ns();
-	struct block_inflight val = { .issue_ns = now }, *in;
+	struct block_inflight *in = inflight_slot(rq);
+	__u64 now = bpf_ktime_get_ns();
 
-	/* Most requests bypass the scheduler (no insert): then one map operation is all it takes. */
-	if (track_cgroups)
-		val.cgroup_id = bpf_get_current_cgroup_id();
-	if (!bpf_map_update_elem(&inflight, &key, &val, BPF_NOEXIST))
+	if (!in)
 		return;
-	in = bpf_map_lookup_elem(&inflight, &key);
-	if (in)
+	if (in->rq == (__u64)rq)
 		in->issue_ns = now; /* inserted earlier: keep its insert time and cgroup */
 	else
-		scry_count_lost(&lost_events, LOST_INFLIGHT_FULL);
+		inflight_claim(in, (__u64)rq, 0, now);
 }
 
 static __always_inline void record_cgroup(__u64 cgroup_id, __u32 dev, __u64 ns)
@@ -213,20 +239,27 @@ static __always_inline void on_complete(struct request *rq, __u32 dev, __u32 op,
 {
 	struct block_inflight *in = NULL;
 	struct block_disk_stats *s;
-	__u64 key = (__u64)rq, bytes = nr_bytes, now;
+	__u64 bytes = nr_bytes, insert_ns = 0, issue_ns = 0, cgroup_id = 0, now;
 
 	if (!dev)
 		return;
 	if (rq) {
-		in = bpf_map_lookup_elem(&inflight, &key);
+		in = inflight_slot(rq);
+		if (in && in->rq != (__u64)rq)
+			in = NULL; /* not seen at insert/issue, or its slot was taken since */
 		if (data_len > nr_bytes) {
 			/* A partial completion: the request goes on; its bytes count at the end. */
 			if (in)
 				in->partial_bytes += nr_bytes;
 			return;
 		}
-		if (in)
+		if (in) {
 			bytes += in->partial_bytes;
+			insert_ns = in->insert_ns;
+			issue_ns = in->issue_ns;
+			cgroup_id = in->cgroup_id;
+			in->rq = 0; /* free the slot even when disk_stats is full */
+		}
 	}
 	if (error)
 		count_error(dev, op, error);
@@ -237,17 +270,16 @@ static __always_inline void on_complete(struct request *rq, __u32 dev, __u32 op,
 		return;
 
 	now = bpf_ktime_get_ns();
-	if (s && in->insert_ns && in->issue_ns >= in->insert_ns)
-		scry_hist_add_latency(&s->queue, in->issue_ns - in->insert_ns);
-	if (s && in->issue_ns)
-		scry_hist_add_latency(&s->service, now - in->issue_ns);
+	if (s && insert_ns && issue_ns >= insert_ns)
+		scry_hist_add_latency(&s->queue, issue_ns - insert_ns);
+	if (s && issue_ns)
+		scry_hist_add_latency(&s->service, now - issue_ns);
 	if (track_cgroups) {
-		__u64 start = in->insert_ns ? in->insert_ns : in->issue_ns;
+		__u64 start = insert_ns ? insert_ns : issue_ns;
 
 		if (start)
-			record_cgroup(in->cgroup_id, dev, now - start);
+			record_cgroup(cgroup_id, dev, now - start);
 	}
-	bpf_map_delete_elem(&inflight, &key); /* even when disk_stats is full: no entry is left behind */
 }
 
 static __always_inline void on_complete_rq(struct request *rq, __u8 status, __u32 nr_bytes, bool direct)
@@ -281,9 +313,10 @@ int rq_insert_raw(struct bpf_raw_tracepoint_args *ctx)
  * later request reusing the same struct request would inherit its insert time. */
 static __always_inline void on_merge(struct request *rq)
 {
-	__u64 key = (__u64)rq;
+	struct block_inflight *in = inflight_slot(rq);
 
-	bpf_map_delete_elem(&inflight, &key);
+	if (in && in->rq == (__u64)rq)
+		in->rq = 0;
 }
 
 SEC("tp_btf/block_rq_merge")

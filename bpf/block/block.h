@@ -37,7 +37,12 @@ struct block_cgroup_key {
 	__u32 pad;
 };
 
+/* The in-flight table: a direct-mapped array of 2^BLOCK_INFLIGHT_BITS slots indexed by a hash of the
+ * struct request pointer (a hash map's update and delete cost several times more per event). */
+#define BLOCK_INFLIGHT_BITS 14
+
 struct block_inflight {
+	__u64 rq; /* the struct request * in this slot; 0 when free */
 	__u64 insert_ns;
 	__u64 issue_ns;
 	__u64 cgroup_id;

@@ -181,7 +181,7 @@ class BlockIO(unittest.TestCase):
             labels, value = series[0]
             self.assertEqual(value, 1, hook)
             self.assertEqual(labels["mode"], "tp_btf", hook)  # BTF is there, so the best mode wins
-        self.assertEqual(m.get("scry_bpf_map_capacity", map="inflight"), 16384)
+        self.assertEqual(m.get("scry_bpf_map_capacity", map="disk_stats"), 1024)
         self.assertGreaterEqual(m.get("scry_bpf_map_entries", map="disk_stats"), 1)
         self.assertEqual(m.get("scry_lost_events_total", reason="inflight_map_full"), 0)
         self.assertGreater(m.get("scry_bpf_program_runs_total", hook="rq_complete"), 0)
