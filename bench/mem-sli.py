@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""scry-mem-sli benchmark: per-event cost of the page-fault and mmap hooks (kernel BPF stats) and the
+slowdown of a fault-heavy workload (map 16 MiB, touch every page, unmap, in a loop) with the exporter
+attached vs not. Prints tables; asserts nothing. Needs root, cc, a built scry-mem-sli.
+
+  sudo python3 bench/mem-sli.py [--bin build-bench/bin/scry-mem-sli] [--loops 400] [--repeats 5]
+"""
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+WORKLOAD_C = r"""
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	long loops = atol(argv[1]), size = 16 << 20, page = sysconf(_SC_PAGESIZE);
+	for (long i = 0; i < loops; i++) {
+		char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return 1;
+		madvise(p, size, MADV_NOHUGEPAGE);
+		for (long off = 0; off < size; off += page)
+			p[off] = 1;
+		munmap(p, size);
+	}
+	return 0;
+}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Exporter:
+    def __init__(self, binary, *args):
+        self.port = free_port()
+        self.proc = subprocess.Popen([binary, "--web.listen-address=127.0.0.1:%d" % self.port, *args],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            try:
+                self.scrape()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("scry-mem-sli did not start")
+
+    def scrape(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port, timeout=10) as r:
+            return r.read().decode()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+
+
+def prog_stats(text):
+    """{hook: (runs, seconds)} from scry_bpf_program_run*."""
+    out = {}
+    for name, idx in (("scry_bpf_program_runs_total", 0), ("scry_bpf_program_run_seconds_total", 1)):
+        for m in re.finditer(r'^%s\{([^}]*)\} (\S+)$' % name, text, re.M):
+            hook = re.search(r'hook="([^"]*)"', m.group(1)).group(1)
+            out.setdefault(hook, [0, 0.0])[idx] = float(m.group(2))
+    return out
+
+
+def timed(work, loops):
+    t = time.perf_counter()
+    subprocess.run([work, str(loops)], check=True)
+    return time.perf_counter() - t
+
+
+def table(title, headers, rows):
+    print("\n" + title)
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    for r in [headers] + rows:
+        print("  ".join(str(x).rjust(w) for x, w in zip(r, widths)))
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    default_bin = next((p for p in (os.path.join(here, "..", d, "bin", "scry-mem-sli") for d in ("build-bench", "build"))
+                        if os.path.exists(p)), "")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=default_bin)
+    ap.add_argument("--loops", type=int, default=400, help="map/touch/unmap rounds per workload run")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    if os.geteuid() != 0 or not os.path.exists(args.bin):
+        print("needs root and a built scry-mem-sli (--bin)", file=sys.stderr)
+        return 2
+    tmp = tempfile.mkdtemp(prefix="scry-mem-bench-")
+    work = os.path.join(tmp, "faulter")
+    with open(work + ".c", "w") as f:
+        f.write(WORKLOAD_C)
+    subprocess.run(["cc", "-O2", "-o", work, work + ".c"], check=True)
+    pages = 16 << 20 >> 12
+
+    # 1. Per-event cost from the kernel's BPF stats.
+    ex = Exporter(args.bin, "--bpf.stats")
+    before = prog_stats(ex.scrape())
+    timed(work, args.loops)
+    after = prog_stats(ex.scrape())
+    ex.stop()
+    rows = []
+    for hook in sorted(after):
+        runs = after[hook][0] - before.get(hook, [0, 0])[0]
+        secs = after[hook][1] - before.get(hook, [0, 0])[1]
+        if runs > 0:
+            rows.append((hook, int(runs), "%.0f" % (secs * 1e9), "%.1f" % (secs * 1e9 / runs)))
+    table("Per-event cost, %d rounds of map 16 MiB / touch %d pages / unmap (BPF stats)" % (args.loops, pages),
+          ("hook", "events", "total ns", "ns/event"), rows)
+
+    # 2. Slowdown of the workload, exporter attached (as deployed: no --bpf.stats) vs not, alternated.
+    timed(work, args.loops // 4)  # warm up
+    base, attached = [], []
+    for _ in range(args.repeats):
+        base.append(timed(work, args.loops))
+        ex = Exporter(args.bin)
+        attached.append(timed(work, args.loops))
+        ex.stop()
+    b, a = statistics.median(base), statistics.median(attached)
+    table("Workload time, median of %d alternated runs" % args.repeats,
+          ("run", "median s", "min s", "max s", "slowdown"),
+          [("no exporter", "%.3f" % b, "%.3f" % min(base), "%.3f" % max(base), ""),
+           ("scry-mem-sli", "%.3f" % a, "%.3f" % min(attached), "%.3f" % max(attached),
+            "%+.1f%%" % ((a / b - 1) * 100))])
+    subprocess.run(["rm", "-rf", tmp])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
