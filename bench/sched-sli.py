@@ -8,6 +8,10 @@ workload, next to bpftrace's runqlat.bt doing less work on the same events.
 1. Per-event cost with the kernel's BPF stats: scry-sched-sli --bpf.stats, and runqlat.bt (its
    programs found with bpftool), each alone, under `perf bench sched pipe` (two tasks passing a token)
    and `perf bench sched messaging` (many processes passing messages): events and ns/event per hook.
+   Reference probes (bench/sched_floor.bpf.c, built at run time with clang, loaded through libbpf):
+   an empty program on sched_switch, one bpf_ktime_get_ns(), one bpf_get_current_cgroup_id(), the
+   task local storage of both tasks, a per-CPU hash lookup and histogram update: what the building
+   blocks cost here, to explain the per-event figures.
 2. Slowdown: the run time of `perf bench sched messaging` with nothing attached, with scry-sched-sli
    (as deployed, without --bpf.stats) and with runqlat.bt, alternated for --rounds rounds.
 3. A summary against the targets: < 150 ns per sched_switch, < 3 % slowdown, cheaper per event than
@@ -114,6 +118,60 @@ class Runqlat:
         self.proc.communicate(timeout=60)
 
 
+def floor_costs(tmp, work, rounds):
+    """{program: [ns/event per round]} of bench/sched_floor.bpf.c's programs under work(), or {}."""
+    clang = shutil.which("clang")
+    if not clang:
+        print("no clang: skipping the reference probes")
+        return {}
+    sys.path.insert(0, HERE)
+    from block import Libbpf  # noqa: E402  (the ctypes binding bench/block.py uses)
+    obj_path = os.path.join(tmp, "sched_floor.bpf.o")
+    r = subprocess.run([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
+                        "-I" + os.path.join(REPO, "bpf", "include"), "-c", os.path.join(HERE, "sched_floor.bpf.c"),
+                        "-o", obj_path], capture_output=True, text=True)
+    if r.returncode:
+        print("cannot build bench/sched_floor.bpf.c: " + r.stderr[-300:])
+        return {}
+    L = Libbpf().lib
+    obj = L.bpf_object__open_file(obj_path.encode(), None)
+    if not obj or L.bpf_object__load(obj) != 0:
+        print("cannot load bench/sched_floor.bpf.o")
+        return {}
+    links, fds, costs = [], {}, {}
+    try:
+        p = None
+        while True:
+            p = L.bpf_object__next_program(obj, p)
+            if not p:
+                break
+            link = L.bpf_program__attach(p)
+            if link:
+                links.append(link)
+                fds[L.bpf_program__name(p).decode()] = L.bpf_program__fd(p)
+
+        def read():
+            out = {}
+            for name, fd in fds.items():
+                with open("/proc/self/fdinfo/%d" % fd) as f:
+                    info = dict(line.split(":", 1) for line in f if ":" in line)
+                out[name] = (int(info["run_time_ns"]), int(info["run_cnt"]))
+            return out
+        for _ in range(rounds):
+            before = read()
+            work()
+            after = read()
+            for name in fds:
+                n = after[name][1] - before[name][1]
+                if n:
+                    costs.setdefault(name, []).append((after[name][0] - before[name][0]) / n)
+    finally:
+        for link in links:
+            L.bpf_link__destroy(link)
+        L.bpf_object__close(obj)
+    return costs
+
+
 def messaging(groups, loops):
     """Seconds `perf bench sched messaging` reports."""
     out = subprocess.run(["perf", "bench", "sched", "messaging", "-g", str(groups), "-l", str(loops)],
@@ -193,6 +251,18 @@ def main():
                          "%.0f-%.0f" % (min(c[4] for c in samples), max(c[4] for c in samples))])
         table("Per-event cost (kernel BPF stats; median over %d runs)" % rounds,
               ["tool", "workload", "hook", "events/run", "ns/event", "range"], rows)
+
+        try:
+            with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+                f.write("1")
+            floor = floor_costs(tmp, workloads[0][1], rounds)
+        finally:
+            with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+                f.write(stats_were)
+        if floor:
+            table("Reference probes on sched_switch under %s (bench/sched_floor.bpf.c, nothing else attached)"
+                  % workloads[0][0], ["program", "ns/event (median)"],
+                  [[name, "%.0f" % statistics.median(v)] for name, v in floor.items()])
 
         # 2. Slowdown of perf bench sched messaging, alternating the configurations.
         times = {"nothing attached": [], "scry-sched-sli": [], "runqlat.bt": []}

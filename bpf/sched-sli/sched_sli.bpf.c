@@ -1,6 +1,12 @@
-// CPU scheduling SLIs from sched_switch, sched_wakeup and sched_wakeup_new (sched_stat_* never fire
-// on kernels without CONFIG_SCHEDSTATS): run-queue latency, time off CPU by reason, long stretches on
-// CPU, per cgroup; and a task iterator that lists tasks in uninterruptible sleep (hung tasks).
+// CPU scheduling SLIs from sched_switch (sched_stat_* never fire on kernels without
+// CONFIG_SCHEDSTATS): run-queue latency, time off CPU by reason, long stretches on CPU, per cgroup;
+// and a task iterator that lists tasks in uninterruptible sleep (hung tasks).
+//
+// Two ways to know when a task became runnable, chosen by user space:
+//   - use_sched_info: the kernel's own run-queue accounting (task_struct.sched_info, CONFIG_SCHED_INFO,
+//     the source of /proc/<pid>/schedstat), read at switch-in with the run queue's clock. No wakeup
+//     hook and no clock helper call: the cheapest, and exact to the kernel's run_delay.
+//   - otherwise: sched_wakeup/sched_wakeup_new stamp the task with bpf_ktime_get_ns().
 // Per-task state lives in task local storage: no hash map insert or delete on the hot path.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -15,8 +21,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Set by user space before load: on-CPU stretches at least this long are counted (0: off). */
-const volatile __u64 long_run_ns = 0;
+/* Set by user space before load. */
+const volatile __u64 long_run_ns = 0; /* on-CPU stretches at least this long are counted (0: off) */
+const volatile bool use_sched_info = false;
 
 #define TASK_RUNNING 0x0
 #define TASK_UNINTERRUPTIBLE 0x2
@@ -61,6 +68,15 @@ static __always_inline __u64 task_cgroup_id(struct task_struct *t)
 	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
 }
 
+/* Now, in the clock of the kernel's run-queue accounting (the clock of the run queue of `t`, a task
+ * on this CPU, just updated by the scheduler), or of bpf_ktime_get_ns. */
+static __always_inline __u64 clock_now(struct task_struct *t)
+{
+	if (use_sched_info)
+		return t->se.cfs_rq->rq->clock;
+	return bpf_ktime_get_ns();
+}
+
 static __always_inline struct sched_cgroup_stats *stats_of(__u64 cgroup_id)
 {
 	struct sched_cgroup_stats *s = scry_lookup_or_init(&cgroup_stats, &cgroup_id, &zero_stats);
@@ -69,8 +85,24 @@ static __always_inline struct sched_cgroup_stats *stats_of(__u64 cgroup_id)
 	return s;
 }
 
-/* A task became runnable. Its time off CPU and its run-queue wait are both accounted when it next
- * gets the CPU, so that a wakeup (often of a task last run on another CPU) touches only its storage. */
+/* A task waited `wait` ns for a CPU until now, after being off CPU for its last reason. */
+static __always_inline void account(struct sched_task *s, __u64 now, __u64 wait)
+{
+	struct sched_cgroup_stats *st = stats_of(s->cgroup_id);
+	__u32 reason = s->off_reason;
+
+	if (!st)
+		return;
+	if (reason == SCHED_OFF_PREEMPTED) {
+		scry_hist_add_latency_local(&st->runq_preempted, wait);
+		return;
+	}
+	scry_hist_add_latency_local(&st->runq_woken, wait);
+	if (s->off_since && reason < SCHED_OFF_NR && now - wait > s->off_since)
+		scry_hist_add_latency_local(&st->off[reason], now - wait - s->off_since);
+}
+
+/* Wakeup hooks (only without sched_info): stamp when the task became runnable. */
 static __always_inline void on_wakeup(struct task_struct *p)
 {
 	struct sched_task *s = bpf_task_storage_get(&tasks, p, 0, 0);
@@ -103,78 +135,107 @@ int BPF_PROG(wakeup_new_btf, struct task_struct *p)
 	return 0;
 }
 
-SEC("tp_btf/sched_switch")
-int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
+/* prev leaves the CPU. Its cgroup id is read again only when its css_set changed (it moved). */
+static __always_inline void switch_out(struct task_struct *prev, bool preempt, __u64 now)
 {
-	__u64 now = bpf_ktime_get_ns();
 	unsigned int state = task_state(prev);
+	__u64 css_set = (__u64)prev->cgroups;
 	struct sched_task *s;
+	__u64 cgroup_id;
+	bool moved;
 
-	/* prev leaves the CPU. Its cgroup id is read again only when its css_set changed (it moved). */
-	if (!(state & (TASK_DEAD | EXIT_ZOMBIE | EXIT_DEAD))) {
-		__u64 css_set = (__u64)prev->cgroups;
-		__u64 cgroup_id;
-
-		bool moved;
-
-		s = bpf_task_storage_get(&tasks, prev, 0, 0);
-		moved = !s || s->css_set != css_set;
-		cgroup_id = moved ? bpf_get_current_cgroup_id() /* prev is the current task */ : s->cgroup_id;
-		if (!scry_observed(cgroup_id, prev->tgid)) {
-			if (s) /* it left the filter: forget it */
-				bpf_task_storage_delete(&tasks, prev);
-			s = NULL;
-		} else if (!s) {
-			s = bpf_task_storage_get(&tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		}
-		if (s && moved)
-			s->css_set = css_set;
-		if (s) {
-			if (long_run_ns && s->on_since && now - s->on_since >= long_run_ns) {
-				struct sched_cgroup_stats *st = stats_of(cgroup_id);
-				if (st) {
-					st->long_runs++;
-					st->long_run_ns += now - s->on_since;
-				}
-			}
-			s->cgroup_id = cgroup_id;
-			s->on_since = 0;
-			if (preempt || state == TASK_RUNNING) {
-				s->off_reason = SCHED_OFF_PREEMPTED;
-				s->runnable_since = now;
-				s->off_since = 0;
-			} else {
-				if ((state & TASK_UNINTERRUPTIBLE) && !(state & TASK_NOLOAD))
-					s->off_reason = BPF_CORE_READ_BITFIELD(prev, in_iowait) ? SCHED_OFF_IOWAIT
-												: SCHED_OFF_BLOCKED;
-				else
-					s->off_reason = SCHED_OFF_SLEEP;
-				s->off_since = now;
-				s->runnable_since = 0;
-			}
+	if (state & (TASK_DEAD | EXIT_ZOMBIE | EXIT_DEAD))
+		return;
+	s = bpf_task_storage_get(&tasks, prev, 0, 0);
+	moved = !s || s->css_set != css_set;
+	cgroup_id = moved ? bpf_get_current_cgroup_id() /* prev is the current task */ : s->cgroup_id;
+	if (!scry_observed(cgroup_id, prev->tgid)) {
+		if (s) /* it left the filter: forget it */
+			bpf_task_storage_delete(&tasks, prev);
+		return;
+	}
+	if (!s)
+		s = bpf_task_storage_get(&tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s)
+		return;
+	if (moved)
+		s->css_set = css_set;
+	if (long_run_ns && s->on_since && now - s->on_since >= long_run_ns) {
+		struct sched_cgroup_stats *st = stats_of(cgroup_id);
+		if (st) {
+			st->long_runs++;
+			st->long_run_ns += now - s->on_since;
 		}
 	}
+	s->cgroup_id = cgroup_id;
+	s->on_since = 0;
+	if (use_sched_info)
+		s->run_delay_out = prev->sched_info.run_delay;
+	if (preempt || state == TASK_RUNNING) {
+		s->off_reason = SCHED_OFF_PREEMPTED;
+		s->runnable_since = now;
+		s->off_since = 0;
+		return;
+	}
+	if ((state & TASK_UNINTERRUPTIBLE) && !(state & TASK_NOLOAD))
+		s->off_reason = BPF_CORE_READ_BITFIELD(prev, in_iowait) ? SCHED_OFF_IOWAIT : SCHED_OFF_BLOCKED;
+	else
+		s->off_reason = SCHED_OFF_SLEEP;
+	s->off_since = now;
+	s->runnable_since = 0;
+}
 
-	/* next gets the CPU: its run-queue wait ends. */
-	s = bpf_task_storage_get(&tasks, next, 0, 0);
-	if (!s)
-		return 0;
-	if (s->runnable_since) {
-		struct sched_cgroup_stats *st = stats_of(s->cgroup_id);
-		__u32 reason = s->off_reason;
-		if (st) {
-			if (reason == SCHED_OFF_PREEMPTED) {
-				scry_hist_add_latency_local(&st->runq_preempted, now - s->runnable_since);
-			} else {
-				scry_hist_add_latency_local(&st->runq_woken, now - s->runnable_since);
-				if (s->off_since && reason < SCHED_OFF_NR)
-					scry_hist_add_latency_local(&st->off[reason], s->runnable_since - s->off_since);
-			}
+/* next gets the CPU: its run-queue wait ends. */
+static __always_inline void switch_in(struct task_struct *next, __u64 now)
+{
+	struct sched_task *s = bpf_task_storage_get(&tasks, next, 0, 0);
+
+	if (use_sched_info) {
+		/* The kernel's accounting: run_delay has the waits it already closed (a queued task that
+		 * migrated between CPUs), last_queued the start of the one still open. */
+		__u64 queued = next->sched_info.last_queued;
+		__u64 wait = queued && now > queued ? now - queued : 0;
+
+		if (s) {
+			wait += next->sched_info.run_delay - s->run_delay_out;
+		} else {
+			/* A task that never ran: all its waits are since its creation. */
+			__u64 cgroup_id;
+
+			if (next->sched_info.pcount)
+				return; /* ran before we started: its waits are unknown */
+			cgroup_id = task_cgroup_id(next);
+			if (!scry_observed(cgroup_id, next->tgid))
+				return;
+			s = bpf_task_storage_get(&tasks, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+			if (!s)
+				return;
+			s->cgroup_id = cgroup_id;
+			s->off_reason = SCHED_OFF_SLEEP;
+			wait += next->sched_info.run_delay;
 		}
+		account(s, now, wait);
+	} else {
+		if (!s)
+			return;
+		if (s->runnable_since)
+			account(s, now, now - s->runnable_since);
 		s->runnable_since = 0;
 	}
 	s->off_since = 0;
 	s->on_since = now;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u64 now = clock_now(prev);
+
+	/* The idle task is not a task that waits: its "runnable" time is the CPU's busy time. */
+	if (prev->pid)
+		switch_out(prev, preempt, now);
+	if (next->pid)
+		switch_in(next, now);
 	return 0;
 }
 
@@ -198,9 +259,12 @@ int blocked_tasks(struct bpf_iter__task *ctx)
 	if (!scry_observed(rec.cgroup_id, rec.tgid))
 		return 0;
 	rec.iowait = BPF_CORE_READ_BITFIELD_PROBED(task, in_iowait);
+	rec.switches = task->nvcsw + task->nivcsw;
 	s = bpf_task_storage_get(&tasks, task, 0, 0);
-	if (s)
-		rec.off_since = s->off_since;
+	if (s && s->off_since) {
+		__u64 now = clock_now(bpf_get_current_task_btf()); /* this thread's run queue */
+		rec.blocked_ns = now > s->off_since ? now - s->off_since : 1;
+	}
 	bpf_probe_read_kernel_str(rec.comm, sizeof(rec.comm), task->comm);
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;

@@ -18,8 +18,9 @@ struct sched_task {
 	__u64 cgroup_id;      /* cgroup v2 id when the task last left the CPU (or was first seen) */
 	__u64 css_set;        /* the task's css_set (cgroup membership) that cgroup_id was read for */
 	__u64 off_since;      /* ns when it left the CPU to sleep or block; 0 when runnable or unknown */
-	__u64 runnable_since; /* ns when it became runnable (woken or preempted); 0 when not waiting */
+	__u64 runnable_since; /* ns when it became runnable (wakeup hooks only); 0 when not waiting */
 	__u64 on_since;       /* ns when it last got the CPU; 0 when not known */
+	__u64 run_delay_out;  /* the kernel's sched_info.run_delay when it left the CPU (sched_info only) */
 	__u32 off_reason;     /* enum sched_off_reason of the last switch out */
 	__u32 pad;
 };
@@ -38,7 +39,8 @@ struct sched_blocked_task {
 	__u32 pid;
 	__u32 tgid;
 	__u64 cgroup_id;
-	__u64 off_since; /* 0: went to sleep before the exporter started */
+	__u64 blocked_ns; /* how long it has been off CPU; 0: asleep since before the exporter started */
+	__u64 switches;   /* context switches so far: the same value in two looks means the same sleep */
 	__u32 iowait;
 	__u32 pad;
 	char comm[16];

@@ -199,22 +199,21 @@ void HungTaskMonitor::Scan() {
     if (scan_errors_++ == 0) log::Warn("cannot list blocked tasks", {{"error", std::strerror(errno)}});
     return;
   }
-  std::map<uint32_t, uint64_t> since;
+  std::map<std::pair<uint32_t, uint64_t>, uint64_t> since;
   std::map<uint64_t, uint64_t> by_cgroup;
   uint64_t hung = 0;
   for (const auto& t : blocked) {
-    // A task asleep since before the exporter started has no off_since: count from first sight.
-    uint64_t start = t.off_since;
-    if (!start) {
-      auto it = blocked_since_.find(t.pid);
-      start = it != blocked_since_.end() ? it->second : now;
-    }
-    since[t.pid] = start;
+    // An episode is one sleep: a task's id and its switch count. Its start comes from the task's record,
+    // or, for a task asleep since before the exporter started, from the first check that saw it.
+    auto episode = std::make_pair(t.pid, t.switches);
+    uint64_t start = t.blocked_ns ? now - std::min<uint64_t>(now, t.blocked_ns) : now;
+    if (!t.blocked_ns)
+      if (auto it = blocked_since_.find(episode); it != blocked_since_.end()) start = it->second;
+    since[episode] = start;
     if (now - start < static_cast<uint64_t>(threshold_.count())) continue;
     hung++;
     by_cgroup[t.cgroup_id]++;
-    if (auto r = reported_.find(t.pid); r != reported_.end() && r->second == start) continue;
-    reported_[t.pid] = start;
+    if (!reported_.insert(episode).second) continue;
     auto who = resolver_->Resolve(t.cgroup_id);
     const Identity& id = who.identity;
     std::string comm(t.comm, strnlen(t.comm, sizeof(t.comm)));
@@ -230,7 +229,7 @@ void HungTaskMonitor::Scan() {
                {"container", id.container},
                {"cgroup", who.ok() ? id.cgroup : ""}});
   }
-  std::erase_if(reported_, [&](const auto& kv) { return !since.count(kv.first); });  // episode over
+  std::erase_if(reported_, [&](const auto& episode) { return !since.count(episode); });  // episode over
   blocked_since_ = std::move(since);
   hung_by_cgroup_ = std::move(by_cgroup);
   hung_ = hung;

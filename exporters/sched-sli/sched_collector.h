@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -60,9 +61,9 @@ class HungTaskMonitor : public prometheus::Collectable {
   std::map<uint64_t, uint64_t> hung_by_cgroup_;  // cgroup id -> hung tasks at the last scan
   uint64_t hung_ = 0;
   uint64_t scan_errors_ = 0;
-  // Episodes: pid -> when its sleep began (the task's off_since, or when first seen blocked).
-  std::map<uint32_t, uint64_t> blocked_since_;
-  std::map<uint32_t, uint64_t> reported_;  // pid -> episode start already logged
+  // Episodes (pid, switch count) -> when the sleep began (monotonic ns), and those already logged.
+  std::map<std::pair<uint32_t, uint64_t>, uint64_t> blocked_since_;
+  std::set<std::pair<uint32_t, uint64_t>> reported_;
   std::thread thread_;
   std::condition_variable stop_cv_;
   bool stop_ = false;

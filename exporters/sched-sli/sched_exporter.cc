@@ -1,5 +1,7 @@
 #include "sched_exporter.h"
 
+#include <bpf/btf.h>
+
 #include "sched_collector.h"
 #include "sched_sli.skel.h"
 #include "scry/errors.h"
@@ -22,7 +24,10 @@ void SchedExporter::AddOptions(po::options_description& desc) {
     ("collector.hung-task", po::value<bool>()->default_value(true)->implicit_value(true),
      "Watch for tasks in uninterruptible sleep (hung tasks).")
     ("collector.hung-task.threshold", po::value<std::string>()->default_value("10s"),
-     "How long a task must be in uninterruptible sleep to count as hung.");
+     "How long a task must be in uninterruptible sleep to count as hung.")
+    ("collector.sched-info", po::value<bool>()->default_value(true)->implicit_value(true),
+     "Read run-queue waits from the kernel's own accounting (CONFIG_SCHED_INFO, as in /proc/<pid>/schedstat) "
+     "where the kernel has it: no wakeup hooks, cheaper. false: time them with wakeup hooks.");
   Workloads::AddOptions(desc);
 }
 
@@ -35,18 +40,29 @@ BpfSpec SchedExporter::MakeBpfSpec(const po::variables_map& vm) {
   BpfSpec spec;
   spec.object_name = "sched-sli";
   spec.elf = sched_sli_bpf__elf_bytes(&spec.elf_size);
+  // The kernel's run-queue accounting, and the path to the run queue's clock it is kept in.
+  const std::string& btf = vm["btf-path"].as<std::string>();
+  bool sched_info = vm["collector.sched-info"].as<bool>() &&
+                    BtfHas(BTF_KIND_STRUCT, "sched_info", "last_queued", btf) &&
+                    BtfHas(BTF_KIND_STRUCT, "task_struct", "sched_info", btf) &&
+                    BtfHas(BTF_KIND_STRUCT, "sched_entity", "cfs_rq", btf) && BtfHas(BTF_KIND_STRUCT, "cfs_rq", "rq", btf);
   // Task local storage needs BTF-typed task pointers: tp_btf only.
+  std::vector<std::string> needs;
+  if (!sched_info) needs.push_back("wakeups");
   spec.features = {
-      {"scheduling", "run-queue latency, off-CPU time, involuntary switches", true, {}, {}},
+      {"wakeups", "run-queue waits timed from wakeups (kernels without sched_info)", false, {}, {}},
+      {"scheduling", "run-queue latency, off-CPU time, involuntary switches", true, needs, {}},
       {"long_runs", "long stretches on CPU", false, {"scheduling"}, {}},
       {"hung_tasks", "tasks in uninterruptible sleep", false, {"scheduling"}, {}},
   };
   spec.hooks = {
       {"sched_switch", "scheduling", {"switch_btf"}},
-      {"sched_wakeup", "scheduling", {"wakeup_btf"}},
-      {"sched_wakeup_new", "scheduling", {"wakeup_new_btf"}},
+      {"sched_wakeup", "wakeups", {"wakeup_btf"}},
+      {"sched_wakeup_new", "wakeups", {"wakeup_new_btf"}},
       {"blocked_tasks", "hung_tasks", {"blocked_tasks"}},
   };
+  if (sched_info) spec.disabled_features.push_back("wakeups");
+  spec.SetConst<bool>("use_sched_info", sched_info);
   spec.lost_reasons = {"cgroup_map_full"};
   if (long_run.count() == 0) spec.disabled_features.push_back("long_runs");
   if (!vm["collector.hung-task"].as<bool>()) spec.disabled_features.push_back("hung_tasks");

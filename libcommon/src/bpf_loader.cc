@@ -325,6 +325,23 @@ int TracepointArgCount(const std::string& tracepoint, const std::string& btf_pat
   return count;
 }
 
+bool BtfHas(int kind, const std::string& name, const std::string& member, const std::string& btf_path) {
+  struct btf* btf = btf_path.empty() ? btf__load_vmlinux_btf() : btf__parse(btf_path.c_str(), nullptr);
+  if (!btf) return false;
+  bool found = false;
+  int id = btf__find_by_name_kind(btf, name.c_str(), kind);
+  if (id > 0) {
+    found = member.empty();
+    const struct btf_type* t = btf__type_by_id(btf, id);
+    if (!found && (btf_is_struct(t) || btf_is_union(t))) {
+      const struct btf_member* m = btf_members(t);
+      for (int i = 0; i < btf_vlen(t) && !found; i++, m++) found = member == btf__name_by_offset(btf, m->name_off);
+    }
+  }
+  btf__free(btf);
+  return found;
+}
+
 void EnsureTracefs() {
   struct stat st;
   if (stat("/sys/kernel/tracing/events", &st) == 0 || stat("/sys/kernel/debug/tracing/events", &st) == 0) return;

@@ -225,6 +225,7 @@ EXPORTERS = [
     ),
     # scry-sched-sli: 20 sleeps of 20 ms by one process; the guest has no cgroup v2 tree, so only
     # node-wide series move. tp_btf and task storage are all it uses; the iterator lists blocked tasks.
+    # Both kernels have sched_info, so the wakeup hooks are not loaded; a pass forces them.
     Exporter(
         "sched-sli", 9653, SCHED_WORKLOAD,
         args=["--bpf.stats"],
@@ -236,9 +237,13 @@ EXPORTERS = [
         ],
         modes={
             "sched_switch": {"host": "tp_btf", "guest": "tp_btf"},
-            "sched_wakeup": {"host": "tp_btf", "guest": "tp_btf"},
             "blocked_tasks": {"host": "iter", "guest": "iter"},
         },
+        passes=[
+            Pass("wakeups", ["--collector.sched-info=false"],
+                 modes={"sched_switch": "tp_btf", "sched_wakeup": "tp_btf", "sched_wakeup_new": "tp_btf",
+                        "blocked_tasks": "iter"}),
+        ],
     ),
 ]
 

@@ -123,6 +123,11 @@ class BpfObject {
 // void *__data), or -1 if the kernel's BTF does not describe it. Used to pick between signatures.
 int TracepointArgCount(const std::string& tracepoint, const std::string& btf_path = "");
 
+// Whether the kernel's BTF (or btf_path) has `name` of this BTF kind (BTF_KIND_STRUCT, BTF_KIND_VAR...) and,
+// when member is not empty, a struct/union member of that name. For choices no CO-RE check can make in
+// the loader, e.g. whether a per-CPU kernel variable can be used as a ksym.
+bool BtfHas(int kind, const std::string& name, const std::string& member = "", const std::string& btf_path = "");
+
 // libbpf's messages as debug log lines (the loader's rejected candidates are expected failures).
 int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args);
 
