@@ -136,20 +136,35 @@ def cgroup2_root():
     return None
 
 
+def remove_cgroup(path):
+    """Removes a cgroup directory, waiting a little for its last exited processes to leave it."""
+    for _ in range(100):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def cgroup(name):
-    """A new cgroup in the v2 tree; yields its directory. Removed at the end (its processes must be gone)."""
-    path = os.path.join(cgroup2_root(), name)
+    """A new cgroup in the v2 tree (name may have several levels); yields its directory. Removed at the
+    end with the levels it created (its processes must be gone)."""
+    root = cgroup2_root()
+    path = os.path.join(root, name)
+    created = []
+    level = path
+    while level != root and not os.path.isdir(level):
+        created.append(level)
+        level = os.path.dirname(level)
     os.makedirs(path, exist_ok=True)
     try:
         yield path
     finally:
-        for _ in range(100):
-            try:
-                os.rmdir(path)
-                break
-            except OSError:
-                time.sleep(0.05)
+        for level in created:
+            remove_cgroup(level)
 
 
 def popen_in_cgroup(cgroup_dir, argv, **kw):

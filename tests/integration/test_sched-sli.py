@@ -312,32 +312,20 @@ class Workloads(unittest.TestCase):
             os.makedirs(os.path.join(root, "var/log/containers"))
             os.symlink("/var/log/pods/shop_cart-7d4b9c_%s/app/0.log" % uid,
                        os.path.join(root, "var/log/containers", "cart-7d4b9c_shop_app-%s.log" % cid))
-            container = os.path.join(scrylib.cgroup2_root(), pod_slice, "cri-containerd-%s.scope" % cid)
-            os.makedirs(container)
-            try:
-                with Exporter("sched-sli", "--path.rootfs=" + root) as exporter:
-                    popen_in_cgroup(container, [PY, "-c", "import time\nfor _ in range(5): time.sleep(0.01)"]).wait()
-                    m = wait_until(lambda: (lambda m: m if m.get("scry_sched_offcpu_seconds_count", pod="cart-7d4b9c",
-                                                                 reason="sleep") else None)(exporter.scrape()))
-                    self.assertIsNotNone(m, exporter.log())
-                    series = m.series("scry_sched_offcpu_seconds_count")
-                    labels = [dict(ls) for ls in series if dict(ls).get("pod") == "cart-7d4b9c"]
-                    self.assertEqual(len(labels), 4)  # one per reason
-                    self.assertEqual({k: v for k, v in labels[0].items() if k != "reason"},
-                                     {"container_id": cid, "container": "app", "pod": "cart-7d4b9c",
-                                      "namespace": "shop", "cgroup": ""})
-                    self.assertGreaterEqual(m.get("scry_sched_offcpu_seconds_count", pod="cart-7d4b9c",
-                                                  reason="sleep"), 5)
-            finally:
-                path = container
-                while path != scrylib.cgroup2_root():
-                    for _ in range(100):
-                        try:
-                            os.rmdir(path)
-                            break
-                        except OSError:
-                            time.sleep(0.05)
-                    path = os.path.dirname(path)
+            with cgroup(os.path.join(pod_slice, "cri-containerd-%s.scope" % cid)) as container, \
+                    Exporter("sched-sli", "--path.rootfs=" + root) as exporter:
+                popen_in_cgroup(container, [PY, "-c", "import time\nfor _ in range(5): time.sleep(0.01)"]).wait()
+                m = wait_until(lambda: (lambda m: m if m.get("scry_sched_offcpu_seconds_count", pod="cart-7d4b9c",
+                                                             reason="sleep") else None)(exporter.scrape()))
+                self.assertIsNotNone(m, exporter.log())
+                series = m.series("scry_sched_offcpu_seconds_count")
+                labels = [dict(ls) for ls in series if dict(ls).get("pod") == "cart-7d4b9c"]
+                self.assertEqual(len(labels), 4)  # one per reason
+                self.assertEqual({k: v for k, v in labels[0].items() if k != "reason"},
+                                 {"container_id": cid, "container": "app", "pod": "cart-7d4b9c",
+                                  "namespace": "shop", "cgroup": ""})
+                self.assertGreaterEqual(m.get("scry_sched_offcpu_seconds_count", pod="cart-7d4b9c",
+                                              reason="sleep"), 5)
 
     def test_filter_by_pid_leaves_other_tasks_out(self):
         sleeper = "import time\nfor _ in range(150): time.sleep(0.02)"
