@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Runs the real scry-block inside an offline emulation of the sandbox of systemd/scry-block.service.
+"""Runs a real scry exporter inside an offline emulation of the sandbox of its systemd unit (--unit; the
+exporter is the unit's ExecStart binary, taken from --bin-dir). Profiles below say what is specific to
+each exporter: its options, the files it reads, and the real work it must count in the sandbox.
 
 systemd is not PID 1 on the build machines, so the unit cannot be started for real. This test reads the
 unit's [Service] settings and reproduces the ones that decide whether the exporter can work:
@@ -20,13 +22,18 @@ Not emulated: RestrictNamespaces=, RestrictRealtime=, RestrictSUIDSGID=, LockPer
 ProtectClock=, ProtectHostname=, KeyringMode=, RemoveIPC=, DevicePolicy=, MemoryMax=, TasksMax=.
 
 Asserts, inside the emulated sandbox:
-  - `scry-block --check` exits 0 and attaches every hook in the same mode as when run as root without
+  - `<exporter> --check` exits 0 and attaches every hook in the same mode as when run as root without
     a sandbox;
   - the exporter started as the unit starts it sends READY=1, serves /metrics with the same features
-    available as as root, counts real I/O, sends STOPPING=1 on SIGTERM and exits 0;
-  - tracefs event ids (needed by the classic-tracepoint attach mode) are readable;
+    available as as root, counts real work (scry-block: direct I/O to a file; scry-sched-sli: a root
+    process picked by --filter.comm, which reads /proc of another user's process, in a cgroup of its
+    own), sends STOPPING=1 on SIGTERM and exits 0;
+  - tracefs event ids (needed by the classic-tracepoint attach mode) are readable when the unit grants
+    CAP_DAC_READ_SEARCH, and unreadable when it does not;
 and, as negative controls showing that the emulation really restricts: without CAP_BPF, or with bpf(2)
-removed from the syscall allow list, --check fails; without CAP_DAC_READ_SEARCH tracefs is unreadable.
+removed from the syscall allow list, --check fails; without CAP_DAC_READ_SEARCH tracefs is unreadable;
+for scry-sched-sli, with ProtectProc=invisible the process filter finds nothing (why the unit keeps
+ProtectProc=default).
 
 Exit: 0 pass, 1 fail, 77 skip (not root, no binary, missing tools); under CI=true a skip is a failure.
 """
@@ -430,6 +437,122 @@ def metric_values(text, name):
             out[key] = float(value)
     return out
 
+# --- what is specific to each exporter -------------------------------------------------------------
+
+class BlockWork:
+    """scry-block: direct writes to a file on a real disk, outside the sandbox."""
+    serve_opts = ["--collector.cgroup"]
+    extra_features = {"cgroup": 1.0}  # --check runs without --collector.cgroup
+    tracepoint_id = "/sys/kernel/tracing/events/block/block_rq_complete/id"
+    readable = ["/proc/diskstats", "/sys/kernel/btf/vmlinux", "/sys/dev/block", "/sys/fs/cgroup"]
+
+    def prepare(self, tmp):
+        pass
+
+    def verify(self, port, first):
+        before = sum(metric_values(first, "scry_block_requests_total").values())
+        with tempfile.NamedTemporaryFile(dir="/var/tmp", prefix=PREFIX) as f:
+            subprocess.run(["dd", "if=/dev/zero", f"of={f.name}", "bs=64k", "count=64", "oflag=direct",
+                            "status=none"], timeout=CMD_TIMEOUT, check=True)
+        time.sleep(0.5)
+        second = scrape(port)
+        after = sum(metric_values(second, "scry_block_requests_total").values())
+        check(after >= before + 64, f"sandbox: scry_block_requests_total grew by {after - before:g} (>= 64 direct writes)")
+        cg = metric_values(second, "scry_block_cgroup_io_duration_seconds_count")
+        check(bool(cg), f"sandbox: per-cgroup series resolved to paths ({sorted(cg)[:3]})")
+        return second
+
+    def extra_controls(self, sandbox, tmp):
+        pass
+
+    def cleanup(self):
+        pass
+
+
+class SchedWork:
+    """scry-sched-sli: a root process that sleeps in a loop, in a cgroup of its own, picked by
+    --filter.comm: the exporter (another user) must read its /proc/<pid>/comm and cgroup."""
+    COMM = "scryunitwork"
+    serve_opts = [f"--filter.comm={COMM}"]
+    extra_features = {}
+    tracepoint_id = "/sys/kernel/tracing/events/sched/sched_switch/id"
+    readable = ["/sys/kernel/btf/vmlinux", "/sys/fs/cgroup", "/proc/1/comm", "/proc/1/cgroup"]
+
+    def __init__(self):
+        self.proc = None
+        self.cgroup_dir = None
+        self.label = None
+
+    def prepare(self, tmp):
+        root = e2elib.cgroup2_root()
+        if not root:
+            raise Skip("no cgroup v2 hierarchy mounted")
+        self.cgroup_dir = os.path.join(root, os.path.basename(tmp))
+        os.mkdir(self.cgroup_dir)
+        self.label = "/" + os.path.basename(tmp)
+        procs = os.path.join(self.cgroup_dir, "cgroup.procs")
+
+        def enter():
+            die_with_parent()
+            with open(procs, "w") as f:
+                f.write("0")
+        code = (f"open('/proc/self/comm', 'w').write({self.COMM!r})\n"
+                "import time\nwhile True: time.sleep(0.01)")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], preexec_fn=enter)
+
+    def verify(self, port, first):
+        sel = f'cgroup="{self.label}"'
+        state = {}
+
+        def seen():
+            text = scrape(port)
+            state["text"] = text
+            entries = metric_values(text, "scry_filter_entries")
+            n = sum(v for k, v in metric_values(text, "scry_sched_runqueue_latency_seconds_count").items() if sel in k)
+            return text if entries.get('scry_filter_entries{kind="process"}', 0) >= 1 and n > 0 else None
+        try:
+            text = e2elib.wait_for("the filtered process counted", seen, 20)
+        except RuntimeError:
+            text = state.get("text", "")
+        entries = metric_values(text, "scry_filter_entries")
+        check(entries.get('scry_filter_entries{kind="process"}', 0) >= 1,
+              f"sandbox: --filter.comm found the root process {self.proc.pid} through /proc ({entries})")
+        counts = {k: v for k, v in metric_values(text, "scry_sched_offcpu_seconds_count").items() if sel in k}
+        sleeps = sum(v for k, v in counts.items() if 'reason="sleep"' in k)
+        check(sleeps > 0, f"sandbox: sleeps of the filtered process counted in its cgroup {self.label} ({counts})")
+        return text
+
+    def extra_controls(self, sandbox, tmp):
+        # The process filter reads /proc/<pid> of processes of every user: visible with the unit's
+        # ProtectProc=, hidden with ProtectProc=invisible.
+        comm = f"/proc/{self.proc.pid}/comm"
+        rc, out = sandbox.run("/bin/cat", [comm], os.path.join(tmp, "proc-default.log"))
+        last = out.strip().splitlines()[-1] if out.strip() else ""
+        check(rc == 0 and last == self.COMM, f"sandbox: {comm} of a root process readable ({last!r})")
+
+        def invisible(plan):
+            plan["protect_proc"] = "invisible"
+        rc, out = sandbox.run("/bin/cat", [comm], os.path.join(tmp, "proc-invisible.log"), tweak=invisible)
+        check(rc != 0 and SANDBOX_READY in out and "No such file" in out,
+              f"negative control: with ProtectProc=invisible {comm} is hidden ({out.strip()[-80:]!r})")
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.cgroup_dir:
+            for _ in range(100):
+                try:
+                    os.rmdir(self.cgroup_dir)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+PROFILES = {"scry-block": BlockWork, "scry-sched-sli": SchedWork}
+
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
@@ -455,12 +578,20 @@ def main():
     tmp = None
     sandbox = None
     notify = None
+    work = None
     try:
+        unit = os.path.join(os.path.abspath(args.source_dir), args.unit)
+        settings = parse_unit(unit)
+        exec_start = settings["ExecStart"][-1].split()
+        exporter = os.path.basename(exec_start[0])
+        if exporter not in PROFILES:
+            raise RuntimeError(f"{args.unit}: no profile for {exporter} in this test")
+        work = PROFILES[exporter]()
         if os.geteuid() != 0:
             raise Skip("needs root (mount namespaces, BPF)")
         if not args.bin_dir:
             raise Skip("no --bin-dir")
-        built = os.path.join(os.path.abspath(args.bin_dir), "scry-block")
+        built = os.path.join(os.path.abspath(args.bin_dir), exporter)
         if not os.access(built, os.X_OK):
             raise Skip(f"{built} not built")
         for tool in ("systemd-analyze", "unshare", "setpriv", "mount"):
@@ -471,9 +602,6 @@ def main():
         except OSError:
             raise Skip("libseccomp.so.2 not installed")
 
-        unit = os.path.join(os.path.abspath(args.source_dir), args.unit)
-        settings = parse_unit(unit)
-        exec_start = settings["ExecStart"][-1].split()
         check(settings.get("Type", [""])[-1] == "notify", f"{args.unit}: Type=notify")
 
         # /run, not /tmp: PrivateTmp= hides /tmp inside the sandbox. World-traversable, so that the
@@ -483,30 +611,37 @@ def main():
                 shutil.rmtree(os.path.join("/run", stale), ignore_errors=True)
         tmp = tempfile.mkdtemp(prefix=PREFIX, dir="/run")
         os.chmod(tmp, 0o755)
-        binary = os.path.join(tmp, "scry-block")
+        binary = os.path.join(tmp, exporter)
         shutil.copy2(built, binary)
         os.chmod(binary, 0o755)
         uid = free_dynamic_id()
         sandbox = Sandbox(tmp, settings, uid)
+        work.prepare(tmp)
         log(f"unit {args.unit}: ExecStart={' '.join(exec_start)} -> {binary}; dynamic uid/gid {uid}")
 
         # Reference: --check as root, no sandbox.
         r = subprocess.run([built, "--check"], capture_output=True, text=True, timeout=CMD_TIMEOUT)
         reference = check_table(r.stdout)
-        check(r.returncode == 0 and reference, f"reference: scry-block --check as root exits 0 (rc {r.returncode})")
+        check(r.returncode == 0 and reference, f"reference: {exporter} --check as root exits 0 (rc {r.returncode})")
 
         # 1. --check in the sandbox: same attach modes.
         rc, out = sandbox.run(binary, ["--check"], os.path.join(tmp, "check.log"))
         table = check_table(out)
-        check(rc == 0, f"sandbox: scry-block --check exits 0 (rc {rc})")
+        check(rc == 0, f"sandbox: {exporter} --check exits 0 (rc {rc})")
         check(table == reference, "sandbox: --check attaches every hook in the same mode as root"
               + ("" if table == reference else f"\n  root:    {reference}\n  sandbox: {table}\n{out}"))
         for row in table:
             log(f"       {'  '.join(f'{c:<20}' for c in row)}")
 
-        # 2. tracefs ids readable (classic tracepoint attach), and not without CAP_DAC_READ_SEARCH.
-        tp_id = "/sys/kernel/tracing/events/block/block_rq_complete/id"
-        if os.path.exists(tp_id):
+        # 2. tracefs ids readable (classic tracepoint attach), and not without CAP_DAC_READ_SEARCH; a unit
+        # without it (an exporter whose hooks never need tracefs) keeps tracefs unreadable.
+        tp_id = work.tracepoint_id
+        granted = "dac_read_search" in capabilities(settings.get("AmbientCapabilities", []))
+        if os.path.exists(tp_id) and not granted:
+            rc, out = sandbox.run("/bin/cat", [tp_id], os.path.join(tmp, "tracefs.log"))
+            check(rc != 0 and SANDBOX_READY in out and "Permission denied" in out,
+                  f"sandbox: without CAP_DAC_READ_SEARCH in the unit {tp_id} is unreadable ({out.strip()[-80:]!r})")
+        elif os.path.exists(tp_id):
             rc, out = sandbox.run("/bin/cat", [tp_id], os.path.join(tmp, "tracefs.log"))
             last = out.strip().splitlines()[-1] if out.strip() else ""
             check(rc == 0 and last.isdigit(), f"sandbox: {tp_id} readable ({last!r})")
@@ -522,7 +657,7 @@ def main():
 
         # 3. what the exporter reads is readable; what the unit hides is hidden.
         probe = " ; ".join([
-            "for f in /proc/diskstats /sys/kernel/btf/vmlinux /sys/dev/block /sys/fs/cgroup; do"
+            f"for f in {' '.join(work.readable)}; do"
             " test -r $f && echo readable $f || echo UNREADABLE $f; done",
             # "Inaccessible" nodes are mode 0000 and empty: CAP_DAC_READ_SEARCH may open them, but
             # there is nothing in them.
@@ -535,8 +670,11 @@ def main():
         rc, out = sandbox.run("/bin/sh", ["-c", probe], os.path.join(tmp, "probe.log"))
         lines = [l for l in out.splitlines() if not l.startswith("sandbox:")]
         bad = [l for l in lines if l.split()[0].isupper()]
-        check(rc == 0 and len(lines) == 9 and not bad, "sandbox: exporter inputs readable; /proc/kallsyms, /root, "
-              "block devices hidden; /var/lib read-only; /tmp private" + (f": {lines}" if bad or len(lines) != 9 else ""))
+        want = len(work.readable) + 5
+        check(rc == 0 and len(lines) == want and not bad, f"sandbox: exporter inputs readable ({', '.join(work.readable)}); "
+              "/proc/kallsyms, /root, block devices hidden; /var/lib read-only; /tmp private"
+              + (f": {lines}" if bad or len(lines) != want else ""))
+        work.extra_controls(sandbox, tmp)
 
         # 4. negative controls: the emulation restricts for real.
         def no_bpf_cap(plan):
@@ -550,17 +688,20 @@ def main():
             check(rc != 0 and SANDBOX_READY in out and "FEATURE" not in out,
                   f"negative control: --check {name} fails (rc {rc}): {out.splitlines()[-1] if out else ''}")
 
-        # 5. the exporter as the unit runs it: Type=notify, metrics, real I/O, orderly stop.
+        # 5. the exporter as the unit runs it: Type=notify, metrics, real work, orderly stop.
         port = free_port()
         notify_path = os.path.join(tmp, "notify.sock")
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(notify_path)
         os.chmod(notify_path, 0o777)
         notify.settimeout(1)
-        opts = [f"--web.listen-address=127.0.0.1:{port}", "--collector.cgroup"]
+        opts = [f"--web.listen-address=127.0.0.1:{port}"] + work.serve_opts
+        opts_var = exporter.upper().replace("-", "_") + "_OPTS"
+        check(f"${opts_var}" in exec_start[1:] or f"${{{opts_var}}}" in exec_start[1:],
+              f"{args.unit}: ExecStart passes ${opts_var}")
         argv = []
         for a in exec_start[1:]:
-            argv += opts if a in ("$SCRY_BLOCK_OPTS", "${SCRY_BLOCK_OPTS}") else [a]
+            argv += opts if a in (f"${opts_var}", f"${{{opts_var}}}") else [a]
         log_path = os.path.join(tmp, "serve.log")
         p = sandbox.start(binary, argv, log_path, notify=notify_path)
         msgs = []
@@ -579,19 +720,10 @@ def main():
             feats = metric_values(first, "scry_feature_available")
             ref_feats = {f"scry_feature_available{{feature=\"{row[0]}\"}}": 1.0 if row[1] == "available" else 0.0
                          for row in reference if row[1] != "disabled"}
-            ref_feats['scry_feature_available{feature="cgroup"}'] = 1.0
+            for f, v in work.extra_features.items():
+                ref_feats[f'scry_feature_available{{feature="{f}"}}'] = v
             check(feats == ref_feats, f"sandbox: features as under root: {feats}")
-            before = sum(metric_values(first, "scry_block_requests_total").values())
-            # Real I/O on a real disk, outside the sandbox.
-            with tempfile.NamedTemporaryFile(dir="/var/tmp", prefix=PREFIX) as f:
-                subprocess.run(["dd", "if=/dev/zero", f"of={f.name}", "bs=64k", "count=64", "oflag=direct",
-                                "status=none"], timeout=CMD_TIMEOUT, check=True)
-            time.sleep(0.5)
-            second = scrape(port)
-            after = sum(metric_values(second, "scry_block_requests_total").values())
-            check(after >= before + 64, f"sandbox: scry_block_requests_total grew by {after - before:g} (>= 64 direct writes)")
-            cg = metric_values(second, "scry_block_cgroup_io_duration_seconds_count")
-            check(bool(cg), f"sandbox: per-cgroup series resolved to paths ({sorted(cg)[:3]})")
+            second = work.verify(port, first)
             r = subprocess.run(["promtool", "check", "metrics"], input=second, capture_output=True, text=True,
                                timeout=CMD_TIMEOUT) if shutil.which("promtool") else None
             if r:
@@ -614,7 +746,7 @@ def main():
         if failures:
             log(f"\n{len(failures)} failure(s)")
             return 1
-        log("\nPASS: scry-block works in the emulated sandbox of " + args.unit)
+        log(f"\nPASS: {exporter} works in the emulated sandbox of " + args.unit)
         return 0
     except Skip as e:
         log(f"SKIP: {e}")
@@ -627,6 +759,8 @@ def main():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if sandbox:
             sandbox.stop_all()
+        if work:
+            work.cleanup()
         if notify:
             notify.close()
         if tmp:
