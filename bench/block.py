@@ -77,6 +77,7 @@ FLOOR_PROGS = {
     "fl_hash_update": ("rq_issue", "hash lookup (miss) + update keyed by rq, 16384 entries, prealloc"),
     "fl_hupd_1k": ("rq_issue", "the same, 1024 entries"),
     "fl_hupd_noprea": ("rq_issue", "the same, 16384 entries, BPF_F_NO_PREALLOC"),
+    "fl_arr_update": ("rq_issue", "slot write in a 16384-slot array indexed by a hash of rq (scry's in-flight table)"),
     "fl_empty_c": ("rq_complete", "empty, attached first on the hook"),
     "fl_empty_c_last": ("rq_complete", "empty, attached last on the hook"),
     "fl_core_read6": ("rq_complete", "6 BPF_CORE_READ fields of rq/q/disk (bpf_probe_read_kernel)"),
@@ -84,6 +85,7 @@ FLOOR_PROGS = {
     "fl_hash_delete": ("rq_complete", "hash lookup + delete keyed by rq, 16384 entries, prealloc"),
     "fl_hdel_1k": ("rq_complete", "the same, 1024 entries"),
     "fl_hdel_noprea": ("rq_complete", "the same, 16384 entries, BPF_F_NO_PREALLOC"),
+    "fl_arr_take": ("rq_complete", "read and free of that slot"),
     "fl_hist2": ("rq_complete", "two scry log2 latency histogram updates (div + 2 atomics each)"),
 }
 

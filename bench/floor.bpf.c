@@ -5,7 +5,8 @@
 // pair plus the call), one bpf_ktime_get_ns(), one bpf_get_current_cgroup_id(), six
 // BPF_CORE_READs (bpf_probe_read_kernel calls) vs the same six fields read directly through BTF,
 // a hash map update keyed by the request pointer (and its lookup+delete at completion; also with a
-// 1024-entry map and with BPF_F_NO_PREALLOC), and two log2 histogram updates (64-bit divisions and
+// 1024-entry map and with BPF_F_NO_PREALLOC), the direct-mapped array scry-block uses instead (a
+// slot write at issue, a read and free at completion), and two log2 histogram updates (64-bit divisions and
 // atomic adds). The programs on one hook run one after the other, in the order of this file.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -42,6 +43,18 @@ struct {
 	__type(key, __u64);
 	__type(value, struct fl_val);
 } fl_inflight_noprealloc SEC(".maps");
+
+/* Like scry-block's in-flight table: 16384 slots of 40 bytes, indexed by a hash of the request. */
+struct fl_slot {
+	__u64 rq, a, b, c, d;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct fl_slot);
+} fl_slots SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -183,6 +196,42 @@ SEC("tp_btf/block_rq_complete")
 int fl_hdel_noprea(__u64 *ctx)
 {
 	hash_delete(&fl_inflight_noprealloc, ctx[0]);
+	return 0;
+}
+
+/* As block.bpf.c: the low half of the BTF-typed pointer as a number (a 32-bit move). */
+static __always_inline struct fl_slot *slot_of(__u64 rq)
+{
+	__u64 lo;
+	__u32 idx;
+
+	asm volatile("r0 = %[rq]; w0 = w0; %[lo] = r0" : [lo] "=r"(lo) : [rq] "r"(rq) : "r0");
+	idx = ((lo >> 6) * 0x9E3779B97F4A7C15ULL) >> (64 - 14);
+
+	return bpf_map_lookup_elem(&fl_slots, &idx);
+}
+
+SEC("tp_btf/block_rq_issue")
+int fl_arr_update(__u64 *ctx)
+{
+	struct fl_slot *s = slot_of(ctx[0]);
+
+	if (s && s->rq != ctx[0]) {
+		s->rq = ctx[0];
+		s->b = 1;
+	}
+	return 0;
+}
+
+SEC("tp_btf/block_rq_complete")
+int fl_arr_take(__u64 *ctx)
+{
+	struct fl_slot *s = slot_of(ctx[0]);
+
+	if (s && s->rq == ctx[0]) {
+		sink(s->b);
+		s->rq = 0;
+	}
 	return 0;
 }
 
