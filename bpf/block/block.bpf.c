@@ -7,6 +7,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "block.h"
+#include "scry_filter.bpf.h"
 #include "scry_hist.bpf.h"
 #include "scry_lost.bpf.h"
 #include "scry_maps.bpf.h"
@@ -196,7 +197,14 @@ static __always_inline void inflight_claim(struct block_inflight *in, __u64 rq, 
 	in->rq = rq;
 	in->insert_ns = insert_ns;
 	in->issue_ns = issue_ns;
-	in->cgroup_id = track_cgroups ? bpf_get_current_cgroup_id() : 0;
+	in->cgroup_id = 0;
+	if (track_cgroups) {
+		__u64 cgroup_id = bpf_get_current_cgroup_id();
+
+		/* Outside the process filter: no per-cgroup latency (the disk's numbers still count it). */
+		if (scry_observed(cgroup_id, bpf_get_current_pid_tgid() >> 32))
+			in->cgroup_id = cgroup_id;
+	}
 	in->partial_bytes = 0;
 }
 
@@ -277,7 +285,7 @@ static __always_inline void on_complete(struct request *rq, __u32 dev, __u32 op,
 	if (track_cgroups) {
 		__u64 start = insert_ns ? insert_ns : issue_ns;
 
-		if (start)
+		if (start && cgroup_id)
 			record_cgroup(cgroup_id, dev, now - start);
 	}
 }

@@ -55,7 +55,9 @@ BpfSpec BlockExporter::MakeBpfSpec(const po::variables_map& vm) {
     spec.disabled_features.insert(spec.disabled_features.end(),
                                   {"page_cache_accesses", "page_cache_additions", "page_cache_dirtied"});
   workloads_ = std::make_shared<Workloads>(vm);
-  if (!workloads_->filter().empty()) throw UsageError("scry-block does not support --filter.* yet");
+  workloads_->ConfigureBpf(spec);
+  if (!workloads_->filter().empty() && !cgroups)
+    throw UsageError("--filter.* selects what per-cgroup series show: it needs --collector.cgroup");
   spec.SetConst<bool>("track_cgroups", cgroups);
   // Before 5.11 block_rq_insert/issue also passed the request queue.
   spec.SetConst<bool>("rq_hooks_have_queue_arg", TracepointArgCount("block_rq_issue", vm["btf-path"].as<std::string>()) == 2);
@@ -66,11 +68,14 @@ std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> Bl
     const BpfObject& bpf, const po::variables_map& /*vm*/) {
   std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> collectors;
   collectors.emplace_back("disk", std::make_shared<DiskCollector>(bpf));
-  if (bpf.FeatureAvailable("cgroup"))
+  if (bpf.FeatureAvailable("cgroup")) {
     collectors.emplace_back("cgroup", std::make_shared<CgroupCollector>(bpf, workloads_->MakeSeries()));
-  collectors.emplace_back("workloads", workloads_);
+    collectors.emplace_back("workloads", workloads_);
+  }
   collectors.emplace_back("page_cache", std::make_shared<PageCacheCollector>(bpf));
   return collectors;
 }
+
+void BlockExporter::Started(const BpfObject& bpf) { workloads_->Start(bpf); }
 
 }  // namespace scry::block

@@ -14,6 +14,7 @@ class BlockExporter : public Exporter {
   BpfSpec MakeBpfSpec(const boost::program_options::variables_map& vm) override;
   std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> MakeCollectors(
       const BpfObject& bpf, const boost::program_options::variables_map& vm) override;
+  void Started(const BpfObject& bpf) override;
 
  private:
   std::shared_ptr<Workloads> workloads_;

@@ -260,6 +260,43 @@ class FallbackModes(unittest.TestCase):
         self.assertFalse(after.has("scry_block_queue_duration_seconds_count"))
 
 
+class ProcessFilter(unittest.TestCase):
+    """--filter.cmdline: the per-cgroup series show only the matching process; the disk's show all."""
+
+    def setUp(self):
+        scrylib.require_root(self)
+
+    def test_only_the_matching_process_has_cgroup_series(self):
+        marker = "scry-filter-in-%d" % os.getpid()
+        # Waits out the filter's refresh (1 s) before its reads; its argv carries a marker.
+        code = ("import sys,time; sys.path.insert(0,%r); import scrylib; time.sleep(1.5);"
+                "sys.exit(len(scrylib.direct_io(sys.argv[1],'read',10,4096)))" % os.path.dirname(__file__))
+        with tempfile.TemporaryDirectory() as tmp, scrylib.loop_device(os.path.join(tmp, "f.img"), 8 << 20) as dev, \
+                scrylib.cgroup("scry-block-in-%d" % os.getpid()) as inside, \
+                scrylib.cgroup("scry-block-out-%d" % os.getpid()) as outside, \
+                Exporter("block", "--collector.cgroup", "--filter.cmdline=" + marker) as exporter:
+            procs = [scrylib.popen_in_cgroup(inside, [sys.executable, "-c", code, dev, marker]),
+                     scrylib.popen_in_cgroup(outside, [sys.executable, "-c", code, dev, "other"])]
+            self.assertEqual([p.wait(timeout=60) for p in procs], [0, 0])
+            label = "/" + os.path.basename(inside)
+            for _ in range(50):
+                m = exporter.scrape()
+                if m.get("scry_block_cgroup_io_duration_seconds_count", cgroup=label, device=dev) is not None:
+                    break
+                time.sleep(0.2)
+            cgroups = {dict(ls)["cgroup"] for ls in m.series("scry_block_cgroup_io_duration_seconds_count")
+                       if dict(ls)["device"] == dev}
+            self.assertEqual(cgroups, {label})
+            self.assertEqual(m.get("scry_block_cgroup_io_duration_seconds_count", cgroup=label, device=dev), 10)
+            self.assertGreaterEqual(m.get("scry_block_requests_total", device=dev, op="read"), 20)
+
+    def test_a_filter_needs_the_cgroup_collector(self):
+        r = subprocess.run([os.path.join(scrylib.BIN_DIR, "scry-block"), "--filter.pid=1"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--collector.cgroup", r.stderr)
+
+
 class CgroupCap(unittest.TestCase):
     """With --workload.max=1, one cgroup keeps its name and the rest sum into cgroup="other"."""
 
