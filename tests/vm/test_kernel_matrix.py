@@ -166,6 +166,51 @@ while [ $i -lt 20 ]; do usleep 20000; i=$((i+1)); done
 """
 
 
+# scry-mem-sli: 50 shells (each takes user faults: copy-on-write after fork, its stack and data); a
+# zram swap device and a 16 MiB cgroup in which dd reads /dev/zero twice into one 48 MiB buffer (the
+# second pass faults the swapped-out part back in); a 16 MiB cgroup without swap in which dd's 64 MiB
+# buffer gets it OOM-killed, once. The guest has cgroup2 at /sys/fs/cgroup.
+MEM_WORKLOAD = r"""
+i=0; while [ $i -lt 50 ]; do sh -c : || die sh; i=$((i+1)); done
+scrape faults
+if ! grep -q '^/dev/zram0 ' /proc/swaps; then
+    echo 128M > /sys/block/zram0/disksize || die "zram disksize"
+    mkswap /dev/zram0 >/dev/null || die mkswap
+    swapon /dev/zram0 || die swapon
+fi
+mkdir -p /sys/fs/cgroup/scry-swap /sys/fs/cgroup/scry-oom
+echo 16M > /sys/fs/cgroup/scry-swap/memory.max || die "memory.max"
+echo 16M > /sys/fs/cgroup/scry-oom/memory.max || die "memory.max"
+echo 0 > /sys/fs/cgroup/scry-oom/memory.swap.max || die "memory.swap.max"
+swapped=$(grep '^pswpin ' /proc/vmstat | cut -d' ' -f2)
+sh -c 'echo $$ > /sys/fs/cgroup/scry-swap/cgroup.procs && exec dd if=/dev/zero of=/dev/null bs=48M count=2 2>/dev/null' \
+    || die "dd in scry-swap"
+[ "$(grep '^pswpin ' /proc/vmstat | cut -d' ' -f2)" -gt "$swapped" ] || die "no swap-in happened"
+scrape swap
+if sh -c 'echo $$ > /sys/fs/cgroup/scry-oom/cgroup.procs && exec dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null'; then
+    die "dd survived its 16 MiB cgroup"
+fi
+i=0; while ! grep -q 'msg="oom kill"' /tmp/$EXPORTER.log && [ $i -lt 100 ]; do usleep 100000; i=$((i+1)); done
+# 6.1 gives mark_victim the pid only: the victim ran the OOM killer, so its memory is read (pre-6.2 layout)
+grep 'msg="oom kill"' /tmp/$EXPORTER.log | grep -q 'comm=dd .*cgroup=/scry-oom .*anon_rss_bytes=[1-9]' \
+    || die "no oom kill log line for dd with its memory"
+"""
+
+MEM_COMMON = [
+    Delta("scry_mem_node_page_faults_total", {}, ">=", 50, "start", "faults"),
+    Delta("scry_mem_node_oom_kills_total", {"scope": "memcg"}, "==", 1, "swap"),
+    Delta("scry_mem_node_oom_kills_total", {"scope": "global"}, "==", 0),
+    Delta("scry_mem_oom_kills_total", {"cgroup": "/scry-oom", "scope": "memcg"}, "==", 1, "swap"),
+    Delta("scry_mem_reclaim_stall_seconds_count", {"cgroup": "/scry-oom", "kind": "memcg"}, ">", 0, "swap"),
+]
+# At most 16 MiB of dd's 48 MiB buffer is resident when its second pass begins: >= 32 MiB of pages
+# come back from swap, one do_swap_page each (zram swaps in synchronously, without readahead).
+MEM_SWAPIN = [
+    Delta("scry_mem_swapin_duration_seconds_count", {"cgroup": "/scry-swap"}, ">=", 8192, "faults", "swap"),
+    Delta("scry_mem_node_swapin_duration_seconds_count", {}, ">=", 8192, "faults", "swap"),
+]
+
+
 def unavailable(*features):
     return [Value("scry_feature_available", {"feature": f}, "==", 0) for f in features]
 
@@ -243,6 +288,34 @@ EXPORTERS = [
             Pass("wakeups", ["--collector.sched-info=false"],
                  modes={"sched_switch": "tp_btf", "sched_wakeup": "tp_btf", "sched_wakeup_new": "tp_btf",
                         "blocked_tasks": "iter"}),
+        ],
+    ),
+    # scry-mem-sli: what the host cannot do (swap-ins and major faults need fentry/fexit or kprobes),
+    # and 6.1's mark_victim, which gives only the victim's pid. A pass loads the kprobe and classic
+    # tracepoint programs instead.
+    Exporter(
+        "mem-sli", 9654, MEM_WORKLOAD,
+        args=["--bpf.stats"],
+        modules=["zram", "lzo-rle"],  # zram compresses with lzo-rle by default
+        expect=MEM_COMMON + MEM_SWAPIN + [
+            Value("scry_feature_available", {"feature": "swap_in"}, "==", 1),
+            Value("scry_feature_available", {"feature": "major_faults"}, "==", 1),
+            Value("scry_lost_events_total", {"reason": "oom_events_ringbuf_full"}, "==", 0),
+        ],
+        modes={
+            "page_fault_user": {"host": "tp_btf", "guest": "tp_btf"},
+            "mark_victim": {"host": "tp_btf", "guest": "tp_btf"},
+            "memcg_reclaim_begin": {"host": "tp_btf", "guest": "tp_btf"},
+            "swapin_begin": {"host": "none", "guest": "fentry"},
+            "swapin_end": {"host": "none", "guest": "fentry"},
+            "major_fault": {"host": "none", "guest": "fentry"},
+        },
+        passes=[
+            Pass("kprobe", ["--bpf.attach-modes=kprobe,tracepoint"],
+                 modes={"page_fault_user": "tracepoint", "mark_victim": "tracepoint",
+                        "memcg_reclaim_begin": "tracepoint", "swapin_begin": "kprobe", "swapin_end": "kprobe",
+                        "major_fault": "none"},
+                 expect=MEM_COMMON + MEM_SWAPIN + unavailable("major_faults")),
         ],
     ),
 ]
