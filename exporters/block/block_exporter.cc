@@ -77,5 +77,6 @@ std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> Bl
 }
 
 void BlockExporter::Started(const BpfObject& bpf) { workloads_->Start(bpf); }
+void BlockExporter::Stopping() { workloads_->Stop(); }
 
 }  // namespace scry::block

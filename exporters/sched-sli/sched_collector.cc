@@ -159,7 +159,9 @@ HungTaskMonitor::HungTaskMonitor(const BpfObject& bpf, WorkloadSeries series,
                                  std::shared_ptr<IdentityResolver> resolver, std::chrono::nanoseconds threshold)
     : bpf_(bpf), resolver_(std::move(resolver)), threshold_(threshold), series_(std::move(series)) {}
 
-HungTaskMonitor::~HungTaskMonitor() {
+HungTaskMonitor::~HungTaskMonitor() { Stop(); }
+
+void HungTaskMonitor::Stop() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;

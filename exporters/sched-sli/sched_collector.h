@@ -48,6 +48,8 @@ class HungTaskMonitor : public prometheus::Collectable {
                   std::chrono::nanoseconds threshold);
   ~HungTaskMonitor() override;
   void Start();
+  // Stops the checks (before the BPF object goes away).
+  void Stop();
   // One look at the blocked tasks (Start repeats it every second).
   void Scan();
   std::vector<prometheus::MetricFamily> Collect() const override;

@@ -92,4 +92,9 @@ void SchedExporter::Started(const BpfObject& bpf) {
   if (hung_) hung_->Start();
 }
 
+void SchedExporter::Stopping() {
+  if (hung_) hung_->Stop();
+  workloads_->Stop();
+}
+
 }  // namespace scry::sched

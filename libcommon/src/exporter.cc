@@ -286,6 +286,7 @@ int RunExporter(const ExporterInfo& info, Exporter& exporter, int argc, char** a
     SdNotify("READY=1");
     int sig = WaitForStopSignal();
     SdNotify("STOPPING=1");
+    exporter.Stopping();
     log::Info("stopping", {{"signal", strsignal(sig)}});
     return kExitOk;
   } catch (const UsageError& e) {

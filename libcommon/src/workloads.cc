@@ -228,7 +228,9 @@ Workloads::Workloads(const po::variables_map& vm)
     throw UsageError("--filter.container-id and --filter.pod need a cgroup v2 hierarchy (see --cgroup.root)");
 }
 
-Workloads::~Workloads() {
+Workloads::~Workloads() { Stop(); }
+
+void Workloads::Stop() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;

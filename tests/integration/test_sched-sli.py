@@ -387,6 +387,15 @@ class CommandLine(unittest.TestCase):
             self.assertIn(words, r.stderr, args)
             self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
 
+    def test_stops_cleanly(self):
+        exporter = Exporter("sched-sli", "--filter.comm=python3").__enter__()
+        time.sleep(1.5)  # a hung-task check and a filter refresh have run
+        self.assertEqual(exporter.stop(), 0)
+        log = exporter.log()
+        self.assertIn("stopping", log)
+        self.assertNotIn("level=warn", log.split("stopping", 1)[1], log)
+        self.assertNotIn("level=error", log, log)
+
     def test_node_only(self):
         with Exporter("sched-sli", "--collector.workload=false", "--collector.hung-task=false") as exporter:
             m = wait_until(lambda: (lambda m: m if m.get("scry_sched_node_runqueue_latency_seconds_count")

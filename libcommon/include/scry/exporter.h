@@ -49,6 +49,8 @@ class Exporter {
   // Called once capabilities are dropped and stop signals blocked, before the server starts: the place to
   // start background threads (they inherit both).
   virtual void Started(const BpfObject& /*bpf*/) {}
+  // Called once a stop signal arrived, before the BPF object is closed: stop what Started started.
+  virtual void Stopping() {}
 };
 
 // A duration flag's value in Prometheus' notation: "10s", "250ms", "1m30s", "2h", "0" (units ns, us, ms,

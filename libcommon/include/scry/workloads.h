@@ -103,6 +103,8 @@ class Workloads : public prometheus::Collectable {
   void Start(const BpfObject& bpf);
   // Fills the filter maps once (Start does this, then repeats it).
   void RefreshFilter();
+  // Stops the refresh thread (before the BPF object goes away).
+  void Stop();
 
   WorkloadSeries MakeSeries() const { return WorkloadSeries(resolver_, max_series_); }
   const std::shared_ptr<IdentityResolver>& resolver() const { return resolver_; }
