@@ -3,6 +3,9 @@
 with scry-net attached vs not, series count and RSS during churn. Prints a table; asserts nothing.
 
   sudo python3 bench/net.py [--bin build-net/bin/scry-net] [--duration 10] [--repeats 2]
+  sudo python3 bench/net.py --bin old/scry-net --bin new/scry-net   # A/B: each repeat runs every binary
+
+Extra exporter flags (e.g. --collector.rtt.sample-every=1) go after "--".
 """
 import argparse
 import os
@@ -72,49 +75,50 @@ def rss(pid):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=None)
+    ap.add_argument("--bin", action="append", default=[], help="scry-net binary; repeat for an A/B comparison")
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("flags", nargs="*", help="extra exporter flags (after --)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root")
-    if a.bin:
-        scrylib.BIN_DIR = os.path.dirname(os.path.abspath(a.bin))
-    rows, base, with_ = [], {"iperf": [], "churn": []}, {"iperf": [], "churn": []}
+    bins = [os.path.abspath(b) for b in a.bin] or [os.path.join(scrylib.BIN_DIR, "scry-net")]
+    base = {"iperf": [], "churn": []}
+    with_ = {b: {"iperf": [], "churn": []} for b in bins}
     per_hook = {}
     series = []
     for _ in range(a.repeats):
         base["iperf"].append(iperf(a.duration))
         base["churn"].append(churn(a.duration))
-        with scrylib.Exporter("net", "--bpf.stats") as e:
-            m0 = e.scrape()
-            with_["iperf"].append(iperf(a.duration))
-            m1 = e.scrape()
-            r0, n0 = stats(m0)
-            r1, n1 = stats(m1)
-            for p in r1:
-                d = r1[p] - r0.get(p, 0)
-                if d:
-                    per_hook.setdefault(("iperf", p), []).append(((n1[p] - n0.get(p, 0)), d))
-            with_["churn"].append(churn(a.duration))
-            m2 = e.scrape()
-            r2, n2 = stats(m2)
-            for p in r2:
-                d = r2[p] - r1.get(p, 0)
-                if d:
-                    per_hook.setdefault(("churn", p), []).append(((n2[p] - n1.get(p, 0)), d))
-            series.append((len(m2.text.splitlines()), rss(e.proc.pid)))
-    print("| workload | program | events | ns/event |")
-    print("|---|---|---|---|")
-    for (w, p), vals in sorted(per_hook.items()):
+        for b in bins:  # alternated, so that every binary meets the same machine load
+            scrylib.BIN_DIR = os.path.dirname(b)
+            with scrylib.Exporter("net", "--bpf.stats", *a.flags) as e:
+                m0 = e.scrape()
+                with_[b]["iperf"].append(iperf(a.duration))
+                m1 = e.scrape()
+                with_[b]["churn"].append(churn(a.duration))
+                m2 = e.scrape()
+                for w, (before, after) in (("iperf", (m0, m1)), ("churn", (m1, m2))):
+                    r0, n0 = stats(before)
+                    r1, n1 = stats(after)
+                    for p in r1:
+                        d = r1[p] - r0.get(p, 0)
+                        if d:
+                            per_hook.setdefault((b, w, p), []).append(((n1[p] - n0.get(p, 0)), d))
+                series.append((len(m2.text.splitlines()), rss(e.proc.pid)))
+    label = {b: (b if len(bins) > 1 else "scry-net") for b in bins}
+    print("| binary | workload | program | events | ns/event |")
+    print("|---|---|---|---|---|")
+    for (b, w, p), vals in sorted(per_hook.items()):
         ns, ev = sum(v[0] for v in vals), sum(v[1] for v in vals)
-        print("| %s | %s | %d | %.0f |" % (w, p, ev, ns / ev))
+        print("| %s | %s | %s | %d | %.0f |" % (label[b], w, p, ev, ns / ev))
     print()
-    print("| workload | without | with scry-net | change |")
-    print("|---|---|---|---|")
-    for w, unit in (("iperf", "Gbit/s"), ("churn", "conn/s")):
-        b, x = sum(base[w]) / len(base[w]), sum(with_[w]) / len(with_[w])
-        print("| %s (%s) | %.2f | %.2f | %+.1f%% |" % (w, unit, b, x, (x - b) / b * 100))
+    print("| binary | workload | without | with | change |")
+    print("|---|---|---|---|---|")
+    for b in bins:
+        for w, unit in (("iperf", "Gbit/s"), ("churn", "conn/s")):
+            x0, x = sum(base[w]) / len(base[w]), sum(with_[b][w]) / len(with_[b][w])
+            print("| %s | %s (%s) | %.2f | %.2f | %+.1f%% |" % (label[b], w, unit, x0, x, (x - x0) / x0 * 100))
     print()
     print("after each churn run: /metrics lines, RSS MiB: %s" % series)
 

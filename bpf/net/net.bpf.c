@@ -24,10 +24,13 @@ char LICENSE[] SEC("license") = "GPL";
 #define NET_ECONNREFUSED 111
 
 /* Set by user space before load. */
-const volatile __u32 rtt_sample_every = 1;       /* tcp_probe: one event in N feeds the RTT histogram */
+const volatile __u32 rtt_sample_every = 16;      /* tcp_probe: one event in N per CPU feeds the RTT histogram */
+const volatile bool rtt_enabled = true;
 const volatile bool retransmit_has_err = false;  /* tcp_retransmit_skb passes err (6.12+) */
 const volatile bool kfree_skb_has_rx_sk = false; /* kfree_skb passes the receiving socket (6.12+) */
 
+/* Tracked sockets, by address until tcp_destroy_sock. (Socket local storage was measured slower here:
+ * its allocation at each connect costs more than this preallocated hash; see bench/README.md.) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -50,29 +53,58 @@ struct {
 } listeners SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct net_drop_key);
 	__type(value, __u64);
 } drops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32); /* tcp_probe events to skip before the next RTT sample */
+} rtt_skip SEC(".maps");
 
 SCRY_DEFINE_LOST_MAP(NET_LOST_NR);
 
 static const struct net_conn_stats zero_stats;
 static const __u64 zero_count;
 
+/* A field of a kernel object: a direct load where the pointer is BTF-typed (tp_btf), a CO-RE probe read
+ * otherwise. btf is a constant in every inlined copy, so only one of the two is compiled in. */
+#define RD(btf, p, field) ((btf) ? (p)->field : BPF_CORE_READ(p, field))
+
+/* The tcp_sock of a socket: a BTF pointer for direct loads in tp_btf programs (NULL if not TCP);
+ * elsewhere the same address, read with probe reads. */
+static __always_inline struct tcp_sock *tcp_of(struct sock *sk, bool btf)
+{
+	return btf ? bpf_skc_to_tcp_sock(sk) : (struct tcp_sock *)sk;
+}
+
+#define STATE_BIT(s) (1u << (s))
+#define HANDLED_STATES (STATE_BIT(TCP_ESTABLISHED) | STATE_BIT(TCP_SYN_SENT) | STATE_BIT(TCP_SYN_RECV) | \
+			STATE_BIT(TCP_CLOSE) | STATE_BIT(TCP_LISTEN))
+#define FIN_SENT_STATES (STATE_BIT(TCP_FIN_WAIT1) | STATE_BIT(TCP_FIN_WAIT2) | STATE_BIT(TCP_CLOSING) | \
+			 STATE_BIT(TCP_LAST_ACK))
+#define FIN_RECEIVED_STATES (STATE_BIT(TCP_CLOSE_WAIT) | STATE_BIT(TCP_LAST_ACK) | STATE_BIT(TCP_CLOSING))
+
 /* Kernels before 5.15 packed the cgroup pointer into a u64 with other data. */
-static __always_inline __u64 sock_cgroup_id(struct sock *sk)
+static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool btf)
 {
 	struct sock_cgroup_data *d = &sk->sk_cgrp_data;
 
-	if (bpf_core_field_exists(d->cgroup))
-		return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
-	return bpf_get_current_cgroup_id();
+	if (!bpf_core_field_exists(d->cgroup))
+		return bpf_get_current_cgroup_id();
+	if (btf)
+		return sk->sk_cgrp_data.cgroup->kn->id;
+	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 }
 
-static __always_inline __u32 sock_netns(struct sock *sk)
+static __always_inline __u32 sock_netns(struct sock *sk, bool btf)
 {
+	if (btf)
+		return sk->__sk_common.skc_net.net->ns.inum;
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
@@ -85,20 +117,35 @@ static __always_inline struct net_conn_stats *conn_stats(const struct net_conn_k
 	return st;
 }
 
-static __always_inline void client_key(struct sock *sk, struct net_conn_key *key)
+static __always_inline struct net_sock *sock_get(struct sock *sk)
 {
-	key->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u64 skp = (__u64)sk;
+
+	return bpf_map_lookup_elem(&socks, &skp);
+}
+
+static __always_inline void track(struct sock *sk, const struct net_sock *ns)
+{
+	__u64 skp = (__u64)sk;
+
+	if (bpf_map_update_elem(&socks, &skp, ns, BPF_ANY))
+		scry_count_lost(&lost_events, NET_LOST_SOCKS_FULL);
+}
+
+static __always_inline void client_key(struct sock *sk, struct net_conn_key *key, bool btf)
+{
+	key->family = RD(btf, sk, __sk_common.skc_family);
 	key->direction = NET_DIR_CLIENT;
-	key->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	key->port = bpf_ntohs(RD(btf, sk, __sk_common.skc_dport));
 	if (key->family == NET_AF_INET6)
 		BPF_CORE_READ_INTO(&key->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	else
-		BPF_CORE_READ_INTO((__u32 *)key->addr, sk, __sk_common.skc_daddr);
+		*(__u32 *)key->addr = RD(btf, sk, __sk_common.skc_daddr);
 }
 
-static __always_inline __u32 fail_reason(struct sock *sk)
+static __always_inline __u32 fail_reason(struct sock *sk, bool btf)
 {
-	switch (BPF_CORE_READ(sk, sk_err)) {
+	switch (RD(btf, sk, sk_err)) {
 	case NET_ECONNREFUSED: return NET_FAIL_REFUSED;
 	case NET_ETIMEDOUT: return NET_FAIL_TIMED_OUT;
 	case NET_ECONNRESET: return NET_FAIL_RESET;
@@ -106,31 +153,56 @@ static __always_inline __u32 fail_reason(struct sock *sk)
 	}
 }
 
-static __always_inline void track(struct sock *sk, const struct net_sock *s)
+/* At the close of an established connection: data bytes (the SYN and FIN taken out of the sequence
+ * space the kernel counts) and segments. */
+static __always_inline void add_transfer(struct net_conn_stats *st, struct sock *sk, int old, bool client, bool btf)
 {
-	__u64 skp = (__u64)sk;
+	struct tcp_sock *tp = tcp_of(sk, btf);
+	__u64 acked, received;
 
-	if (bpf_map_update_elem(&socks, &skp, s, BPF_ANY))
-		scry_count_lost(&lost_events, NET_LOST_SOCKS_FULL);
+	if (!tp)
+		return;
+	acked = RD(btf, tp, bytes_acked);
+	received = RD(btf, tp, bytes_received);
+
+	/* a client's SYN is acknowledged through the normal path; a server's SYN-ACK is not counted */
+	if (client && acked)
+		acked--;
+	/* our FIN: in the sequence space from FIN_WAIT1/LAST_ACK on; counted once acknowledged */
+	if ((STATE_BIT(old) & FIN_SENT_STATES) && acked &&
+	    RD(btf, tp, snd_una) == RD(btf, tp, write_seq))
+		acked--;
+	/* the peer's FIN; FIN_WAIT2 closes at the peer's FIN (or after tcp_fin_timeout without one) */
+	if ((STATE_BIT(old) & (FIN_RECEIVED_STATES | STATE_BIT(TCP_FIN_WAIT2))) && received)
+		received--;
+	__sync_fetch_and_add(&st->bytes_sent, acked);
+	__sync_fetch_and_add(&st->bytes_received, received);
+	__sync_fetch_and_add(&st->segs_sent, RD(btf, tp, segs_out));
+	__sync_fetch_and_add(&st->segs_received, RD(btf, tp, segs_in));
 }
 
-static __always_inline void on_set_state(struct sock *sk, int old, int new)
+static __always_inline void on_set_state(struct sock *sk, int old, int new, bool btf)
 {
 	struct net_listener_key lkey = {};
 	struct net_conn_stats *st;
 	struct net_sock *s, ns = {};
-	__u64 skp = (__u64)sk, now;
+	struct tcp_sock *tp;
+	__u64 now;
+	__u32 srtt;
 
-	if (BPF_CORE_READ(sk, sk_protocol) != NET_IPPROTO_TCP)
+	/* most transitions (FIN_WAIT*, CLOSE_WAIT, LAST_ACK...) end here */
+	if (new < 0 || new > 15 || !(STATE_BIT(new) & HANDLED_STATES))
+		return;
+	if (RD(btf, sk, sk_protocol) != NET_IPPROTO_TCP)
 		return;
 
 	if (new == TCP_LISTEN || (old == TCP_LISTEN && new == TCP_CLOSE)) {
 		/* listen() and close() of a listener run in the owner's context */
-		lkey.netns = sock_netns(sk);
-		lkey.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		lkey.netns = sock_netns(sk, btf);
+		lkey.port = RD(btf, sk, __sk_common.skc_num);
 		if (new == TCP_LISTEN) {
 			__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-			struct net_listener l = {.tgid = tgid, .observed = scry_observed(sock_cgroup_id(sk), tgid)};
+			struct net_listener l = {.tgid = tgid, .observed = scry_observed(sock_cgroup_id(sk, btf), tgid)};
 
 			if (bpf_map_update_elem(&listeners, &lkey, &l, BPF_ANY))
 				scry_count_lost(&lost_events, NET_LOST_LISTENERS_FULL);
@@ -143,10 +215,10 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new)
 	now = bpf_ktime_get_ns();
 	if (new == TCP_SYN_SENT) {
 		/* connect(), in the caller's context */
-		ns.key.cgroup_id = sock_cgroup_id(sk);
+		ns.key.cgroup_id = sock_cgroup_id(sk, btf);
 		if (!scry_observed(ns.key.cgroup_id, bpf_get_current_pid_tgid() >> 32))
 			return;
-		client_key(sk, &ns.key);
+		client_key(sk, &ns.key, btf);
 		ns.start_ns = now;
 		track(sk, &ns);
 		return;
@@ -157,14 +229,14 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new)
 		struct net_listener *l;
 		bool observed;
 
-		ns.key.cgroup_id = sock_cgroup_id(sk);
-		lkey.netns = sock_netns(sk);
-		lkey.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		ns.key.cgroup_id = sock_cgroup_id(sk, btf);
+		lkey.netns = sock_netns(sk, btf);
+		lkey.port = RD(btf, sk, __sk_common.skc_num);
 		l = bpf_map_lookup_elem(&listeners, &lkey);
 		observed = l ? l->observed : scry_observed(ns.key.cgroup_id, 0);
 		if (!observed)
 			return;
-		ns.key.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		ns.key.family = RD(btf, sk, __sk_common.skc_family);
 		ns.key.direction = NET_DIR_SERVER;
 		ns.key.port = lkey.port;
 		ns.start_ns = now;
@@ -172,7 +244,7 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new)
 		return;
 	}
 
-	s = bpf_map_lookup_elem(&socks, &skp);
+	s = sock_get(sk);
 	if (!s)
 		return;
 	if (new == TCP_ESTABLISHED && !s->established) {
@@ -181,33 +253,28 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new)
 			return;
 		s->established = 1;
 		__sync_fetch_and_add(&st->opened, 1);
-		if (s->key.direction == NET_DIR_CLIENT) {
+		/* the handshake's round trip, measured by the kernel just before this transition */
+		tp = tcp_of(sk, btf);
+		srtt = tp ? RD(btf, tp, srtt_us) >> 3 : 0;
+		if (s->key.direction == NET_DIR_CLIENT)
 			scry_hist_add_latency(&st->connect, now - s->start_ns);
-		} else {
-			/* the SYN-ACK's round trip, measured by the kernel just before this transition */
-			__u32 srtt = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
-
-			if (srtt)
-				scry_hist_add_latency(&st->handshake, (__u64)srtt * 1000);
-		}
+		else if (srtt)
+			scry_hist_add_latency(&st->handshake, (__u64)srtt * 1000);
+		if (srtt && rtt_enabled)
+			scry_hist_add_latency(&st->rtt, (__u64)srtt * 1000);
 		st->last_ns = now;
 		return;
 	}
 	if (new == TCP_CLOSE) {
-		struct tcp_sock *tp = (struct tcp_sock *)sk;
-
 		st = conn_stats(&s->key);
 		if (!st)
 			return;
 		if (s->established) {
 			s->established = 0;
 			__sync_fetch_and_add(&st->closed, 1);
-			__sync_fetch_and_add(&st->bytes_sent, BPF_CORE_READ(tp, bytes_acked));
-			__sync_fetch_and_add(&st->bytes_received, BPF_CORE_READ(tp, bytes_received));
-			__sync_fetch_and_add(&st->segs_sent, BPF_CORE_READ(tp, segs_out));
-			__sync_fetch_and_add(&st->segs_received, BPF_CORE_READ(tp, segs_in));
+			add_transfer(st, sk, old, s->key.direction == NET_DIR_CLIENT, btf);
 		} else if (old == TCP_SYN_SENT || old == TCP_SYN_RECV) {
-			__u32 reason = fail_reason(sk);
+			__u32 reason = fail_reason(sk, btf);
 
 			if (reason < NET_FAIL_NR)
 				__sync_fetch_and_add(&st->failed[reason], 1);
@@ -217,22 +284,21 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new)
 	}
 }
 
-static __always_inline struct net_conn_stats *tracked_stats(struct sock *sk)
+static __always_inline struct net_conn_stats *tracked_stats(struct sock *sk, bool btf)
 {
-	__u64 skp = (__u64)sk;
 	struct net_sock *s;
 
 	if (!sk)
 		return NULL;
-	s = bpf_map_lookup_elem(&socks, &skp);
+	s = sock_get(sk);
 	if (!s)
 		return NULL;
 	return conn_stats(&s->key);
 }
 
-static __always_inline void on_retransmit(struct sock *sk, struct sk_buff *skb)
+static __always_inline void on_retransmit(struct sock *sk, struct sk_buff *skb, bool btf)
 {
-	struct net_conn_stats *st = tracked_stats(sk);
+	struct net_conn_stats *st = tracked_stats(sk, btf);
 	struct tcp_skb_cb *cb = (struct tcp_skb_cb *)&skb->cb[0];
 	__u16 segs;
 
@@ -244,9 +310,9 @@ static __always_inline void on_retransmit(struct sock *sk, struct sk_buff *skb)
 	st->last_ns = bpf_ktime_get_ns();
 }
 
-static __always_inline void on_reset(struct sock *sk, bool sent)
+static __always_inline void on_reset(struct sock *sk, bool sent, bool btf)
 {
-	struct net_conn_stats *st = tracked_stats(sk);
+	struct net_conn_stats *st = tracked_stats(sk, btf);
 
 	if (!st)
 		return;
@@ -257,18 +323,34 @@ static __always_inline void on_reset(struct sock *sk, bool sent)
 	st->last_ns = bpf_ktime_get_ns();
 }
 
-static __always_inline void on_probe(struct sock *sk)
+/* One event per received segment on every TCP socket: between samples, a per-CPU count is all it costs
+ * (every connection also has the sample taken when it is established). */
+static __always_inline void on_probe(struct sock *sk, bool btf)
 {
 	struct net_conn_stats *st;
-	__u32 srtt;
+	struct tcp_sock *tp;
+	struct net_sock *s;
+	__u32 srtt, zero = 0, *skip;
 
-	if (rtt_sample_every > 1 && bpf_get_prandom_u32() % rtt_sample_every)
+	skip = bpf_map_lookup_elem(&rtt_skip, &zero);
+	if (!skip)
 		return;
-	st = tracked_stats(sk);
-	if (!st)
+	if (*skip) {
+		*skip -= 1;
 		return;
-	srtt = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
-	if (srtt)
+	}
+	*skip = rtt_sample_every - 1;
+	s = sock_get(sk);
+	if (!s)
+		return;
+	tp = tcp_of(sk, btf);
+	if (!tp)
+		return;
+	srtt = RD(btf, tp, srtt_us) >> 3;
+	if (!srtt)
+		return;
+	st = conn_stats(&s->key);
+	if (st)
 		scry_hist_add_latency(&st->rtt, (__u64)srtt * 1000);
 }
 
@@ -279,7 +361,7 @@ static __always_inline void on_destroy(struct sock *sk)
 	bpf_map_delete_elem(&socks, &skp);
 }
 
-static __always_inline void on_drop(struct sk_buff *skb, __u32 reason, struct sock *sk)
+static __always_inline void on_drop(struct sk_buff *skb, __u32 reason, struct sock *sk, bool btf)
 {
 	struct net_drop_key key = {.reason = reason};
 	__u64 *n;
@@ -287,46 +369,47 @@ static __always_inline void on_drop(struct sk_buff *skb, __u32 reason, struct so
 	if (reason <= 1) /* not dropped yet, consumed */
 		return;
 	if (!sk)
-		sk = BPF_CORE_READ(skb, sk);
+		sk = RD(btf, skb, sk);
 	if (sk) {
-		__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		__u8 state = RD(btf, sk, __sk_common.skc_state);
 
 		/* time-wait and request sockets are not full sockets: no cgroup */
 		if (state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV) {
-			key.protocol = BPF_CORE_READ(sk, sk_protocol);
-			key.cgroup_id = sock_cgroup_id(sk);
+			key.protocol = RD(btf, sk, sk_protocol);
+			key.cgroup_id = sock_cgroup_id(sk, btf);
 			if (!scry_observed(key.cgroup_id, 0))
 				key.cgroup_id = 0;
 		}
 	}
 	n = scry_lookup_or_init(&drops, &key, &zero_count);
 	if (n)
-		__sync_fetch_and_add(n, 1);
+		*n += 1; /* per-CPU */
 	else
 		scry_count_lost(&lost_events, NET_LOST_DROPS_FULL);
 }
 
-/* Entry points: tp_btf, then raw_tp (same arguments), then the classic tracepoint where it has the
- * socket pointer. Arguments are read from ctx by index so that one program fits both prototypes. */
+/* Entry points: tp_btf (BTF-typed pointers: direct loads), then raw_tp (same arguments),
+ * then the classic tracepoint where it has the socket pointer. Arguments are read from ctx by index so
+ * that one body fits both prototypes. */
 
 SEC("tp_btf/inet_sock_set_state")
 int set_state_btf(__u64 *ctx)
 {
-	on_set_state((struct sock *)ctx[0], (int)ctx[1], (int)ctx[2]);
+	on_set_state((struct sock *)ctx[0], (int)ctx[1], (int)ctx[2], true);
 	return 0;
 }
 
 SEC("raw_tp/inet_sock_set_state")
 int set_state_raw(__u64 *ctx)
 {
-	on_set_state((struct sock *)ctx[0], (int)ctx[1], (int)ctx[2]);
+	on_set_state((struct sock *)ctx[0], (int)ctx[1], (int)ctx[2], false);
 	return 0;
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	on_set_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate);
+	on_set_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, false);
 	return 0;
 }
 
@@ -344,84 +427,84 @@ int destroy_raw(__u64 *ctx)
 	return 0;
 }
 
-static __always_inline void retransmit(__u64 *ctx)
+static __always_inline void retransmit(__u64 *ctx, bool btf)
 {
 	if (retransmit_has_err && (int)ctx[2] != 0)
 		return; /* not sent */
-	on_retransmit((struct sock *)ctx[0], (struct sk_buff *)ctx[1]);
+	on_retransmit((struct sock *)ctx[0], (struct sk_buff *)ctx[1], btf);
 }
 
 SEC("tp_btf/tcp_retransmit_skb")
 int retransmit_btf(__u64 *ctx)
 {
-	retransmit(ctx);
+	retransmit(ctx, true);
 	return 0;
 }
 
 SEC("raw_tp/tcp_retransmit_skb")
 int retransmit_raw(__u64 *ctx)
 {
-	retransmit(ctx);
+	retransmit(ctx, false);
 	return 0;
 }
 
 SEC("tp_btf/tcp_send_reset")
 int send_reset_btf(__u64 *ctx)
 {
-	on_reset((struct sock *)ctx[0], true);
+	on_reset((struct sock *)ctx[0], true, true);
 	return 0;
 }
 
 SEC("raw_tp/tcp_send_reset")
 int send_reset_raw(__u64 *ctx)
 {
-	on_reset((struct sock *)ctx[0], true);
+	on_reset((struct sock *)ctx[0], true, false);
 	return 0;
 }
 
 SEC("tp_btf/tcp_receive_reset")
 int receive_reset_btf(__u64 *ctx)
 {
-	on_reset((struct sock *)ctx[0], false);
+	on_reset((struct sock *)ctx[0], false, true);
 	return 0;
 }
 
 SEC("raw_tp/tcp_receive_reset")
 int receive_reset_raw(__u64 *ctx)
 {
-	on_reset((struct sock *)ctx[0], false);
+	on_reset((struct sock *)ctx[0], false, false);
 	return 0;
 }
 
 SEC("tp_btf/tcp_probe")
 int probe_btf(__u64 *ctx)
 {
-	on_probe((struct sock *)ctx[0]);
+	on_probe((struct sock *)ctx[0], true);
 	return 0;
 }
 
 SEC("raw_tp/tcp_probe")
 int probe_raw(__u64 *ctx)
 {
-	on_probe((struct sock *)ctx[0]);
+	on_probe((struct sock *)ctx[0], false);
 	return 0;
 }
 
-static __always_inline void drop(__u64 *ctx)
+static __always_inline void drop(__u64 *ctx, bool btf)
 {
-	on_drop((struct sk_buff *)ctx[0], (__u32)ctx[2], kfree_skb_has_rx_sk ? (struct sock *)ctx[3] : NULL);
+	on_drop((struct sk_buff *)ctx[0], (__u32)ctx[2], kfree_skb_has_rx_sk ? (struct sock *)ctx[3] : NULL, btf);
 }
 
 SEC("tp_btf/kfree_skb")
 int drop_btf(__u64 *ctx)
 {
-	drop(ctx);
+	drop(ctx, true);
 	return 0;
 }
 
 SEC("raw_tp/kfree_skb")
 int drop_raw(__u64 *ctx)
 {
-	drop(ctx);
+	drop(ctx, false);
 	return 0;
 }

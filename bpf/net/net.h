@@ -34,14 +34,14 @@ struct net_conn_stats {
 	__u64 retrans_segs;
 	__u64 resets_sent;
 	__u64 resets_received;
-	__u64 bytes_sent; /* acknowledged by the peer; added when the connection closes */
+	__u64 bytes_sent; /* data acknowledged by the peer; added when the connection closes */
 	__u64 bytes_received;
 	__u64 segs_sent;
 	__u64 segs_received;
 	__u64 last_ns; /* bpf_ktime_get_ns() of the last update, for expiry */
 	struct scry_hist connect;   /* client: SYN sent to established */
 	struct scry_hist handshake; /* server: SYN-ACK sent to the handshake's final ACK */
-	struct scry_hist rtt;       /* smoothed RTT sampled on received segments */
+	struct scry_hist rtt;       /* smoothed RTT: at establishment, then sampled received segments */
 };
 
 /* A socket being tracked (connections seen from their start). */

@@ -142,7 +142,7 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
   auto resets_received = MakeFamily("scry_net_resets_received_total", "TCP resets received on connections.",
                                     MetricType::Counter);
   auto rtt = MakeFamily("scry_net_rtt_seconds",
-                        "Smoothed RTT of TCP connections, sampled when segments are received.", MetricType::Histogram);
+                        "Smoothed RTT of TCP connections: one sample when established, then one in --collector.rtt.sample-every received segments.", MetricType::Histogram);
 
   for (const auto& [labels, s] : series) {
     bool client = labels[labels.size() - 3].value == "client";
@@ -212,7 +212,9 @@ std::vector<prometheus::MetricFamily> DropCollector::Collect() const {
   std::map<Labels, uint64_t> workload;
   std::vector<net_drop_key> expired;
   series_.Begin();
-  ForEachEntry<net_drop_key, __u64>(fd, [&](const net_drop_key& k, __u64 n) {
+  ForEachPerCpuEntry<net_drop_key, __u64>(fd, [&](const net_drop_key& k, const std::vector<__u64>& per_cpu) {
+    uint64_t n = 0;
+    for (auto v : per_cpu) n += v;
     node[{k.reason, k.protocol}] += n;
     if (k.cgroup_id == 0) return;
     auto verdict = series_.Label(k.cgroup_id);

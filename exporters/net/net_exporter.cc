@@ -19,9 +19,10 @@ void NetExporter::AddOptions(po::options_description& desc) {
     ("collector.peers.expiry", po::value<std::string>()->default_value("5m"),
      "A peer with no open connection and no event for this long loses its series.")
     ("collector.rtt", po::value<bool>()->default_value(true)->implicit_value(true),
-     "Smoothed RTT histogram from tcp:tcp_probe (one event per received segment).")
-    ("collector.rtt.sample-every", po::value<uint32_t>()->default_value(1),
-     "Feed one tcp_probe event in N into the RTT histogram.")
+     "Smoothed RTT histogram from tcp:tcp_probe (sampled received segments) and the handshakes.")
+    ("collector.rtt.sample-every", po::value<uint32_t>()->default_value(16),
+     "Feed one tcp_probe event in N (per CPU) into the RTT histogram; each connection's handshake round trip "
+     "is always in it.")
     ("collector.drops", po::value<bool>()->default_value(true)->implicit_value(true),
      "Packet drops by kernel drop reason (skb:kfree_skb).")
     ("collector.netstat", po::value<bool>()->default_value(true)->implicit_value(true),
@@ -62,6 +63,7 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
   workloads_->ConfigureBpf(spec);
   const std::string btf = vm["btf-path"].as<std::string>();
   spec.SetConst<uint32_t>("rtt_sample_every", vm["collector.rtt.sample-every"].as<uint32_t>());
+  spec.SetConst<bool>("rtt_enabled", vm["collector.rtt"].as<bool>());
   // 6.12 added err to tcp_retransmit_skb and the receiving socket to kfree_skb.
   spec.SetConst<bool>("retransmit_has_err", TracepointArgCount("tcp_retransmit_skb", btf) == 3);
   spec.SetConst<bool>("kfree_skb_has_rx_sk", TracepointArgCount("kfree_skb", btf) == 4);
