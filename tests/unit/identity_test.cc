@@ -85,6 +85,8 @@ struct Case {
   std::string cgroup, container_id, runtime, pod_uid, qos, unit;
   bool kubernetes;
 };
+// Test names and messages show the fixture, not the struct's bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.fixture; }
 
 class IdentityFromProcCgroupFixture : public ::testing::TestWithParam<Case> {};
 
