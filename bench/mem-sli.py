@@ -4,6 +4,7 @@ slowdown of a fault-heavy workload (map 16 MiB, touch every page, unmap, in a lo
 attached vs not. Prints tables; asserts nothing. Needs root, cc, a built scry-mem-sli.
 
   sudo python3 bench/mem-sli.py [--bin build-bench/bin/scry-mem-sli] [--loops 400] [--repeats 5]
+                                [--cost-repeats 3]
 """
 import argparse
 import os
@@ -96,7 +97,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=default_bin)
     ap.add_argument("--loops", type=int, default=400, help="map/touch/unmap rounds per workload run")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5, help="alternated runs for the slowdown (0: skip it)")
+    ap.add_argument("--cost-repeats", type=int, default=3, help="workload runs for the per-event cost")
     args = ap.parse_args()
     if os.geteuid() != 0 or not os.path.exists(args.bin):
         print("needs root and a built scry-mem-sli (--bin)", file=sys.stderr)
@@ -108,20 +110,30 @@ def main():
     subprocess.run(["cc", "-O2", "-o", work, work + ".c"], check=True)
     pages = 16 << 20 >> 12
 
-    # 1. Per-event cost from the kernel's BPF stats.
+    # 1. Per-event cost from the kernel's BPF stats, per workload run.
     ex = Exporter(args.bin, "--bpf.stats")
-    before = prog_stats(ex.scrape())
-    timed(work, args.loops)
-    after = prog_stats(ex.scrape())
+    per_hook = {}  # hook -> [(events, ns)] one per run
+    for _ in range(args.cost_repeats):
+        before = prog_stats(ex.scrape())
+        timed(work, args.loops)
+        after = prog_stats(ex.scrape())
+        for hook in after:
+            runs = after[hook][0] - before.get(hook, [0, 0])[0]
+            secs = after[hook][1] - before.get(hook, [0, 0])[1]
+            if runs > 0:
+                per_hook.setdefault(hook, []).append((runs, secs * 1e9))
     ex.stop()
     rows = []
-    for hook in sorted(after):
-        runs = after[hook][0] - before.get(hook, [0, 0])[0]
-        secs = after[hook][1] - before.get(hook, [0, 0])[1]
-        if runs > 0:
-            rows.append((hook, int(runs), "%.0f" % (secs * 1e9), "%.1f" % (secs * 1e9 / runs)))
-    table("Per-event cost, %d rounds of map 16 MiB / touch %d pages / unmap (BPF stats)" % (args.loops, pages),
-          ("hook", "events", "total ns", "ns/event"), rows)
+    for hook in sorted(per_hook):
+        ns = [t / n for n, t in per_hook[hook]]
+        rows.append((hook, int(statistics.median(n for n, _ in per_hook[hook])), "%.1f" % statistics.median(ns),
+                     "%.1f" % min(ns), "%.1f" % max(ns)))
+    table("Per-event cost, %d rounds of map 16 MiB / touch %d pages / unmap (BPF stats), %d runs"
+          % (args.loops, pages, args.cost_repeats),
+          ("hook", "events/run", "median ns/event", "min", "max"), rows)
+    if args.repeats == 0:
+        subprocess.run(["rm", "-rf", tmp])
+        return 0
 
     # 2. Slowdown of the workload, exporter attached (as deployed: no --bpf.stats) vs not, alternated.
     timed(work, args.loops // 4)  # warm up

@@ -21,12 +21,64 @@ const volatile bool victim_arg_is_task = false;
 
 #define PF_KTHREAD 0x00200000
 
+/* Per-workload counters live in a per-CPU array indexed by a small slot per cgroup, so that the hot
+ * hooks (every page fault) do no hash lookup: the slot is cached per CPU (slot_cache) and looked up
+ * in cgroup_slots only when the CPU counts for another cgroup than last time. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64); /* cgroup v2 id */
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MEM_SLOTS);
+	__type(key, __u32); /* slot */
 	__type(value, struct mem_cgroup_stats);
 } cgroup_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MEM_SLOTS);
+	__type(key, __u64); /* cgroup v2 id */
+	__type(value, __u32); /* slot */
+} cgroup_slots SEC(".maps");
+
+/* Slots user space took back from dead cgroups (their counters zeroed); used before fresh ones. */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, MEM_SLOTS);
+	__type(value, __u32);
+} free_slots SEC(".maps");
+
+/* Who holds a slot: a slot is taken by inserting it here (BPF_NOEXIST is atomic; no atomic
+ * fetch-and-add before BPF ISA v3). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MEM_SLOTS);
+	__type(key, __u32); /* slot */
+	__type(value, __u64); /* cgroup v2 id */
+} slot_owners SEC(".maps");
+
+__u32 next_slot = 0; /* slots never used yet: from about next_slot to MEM_SLOTS-1 */
+
+/* Bumped by user space whenever it frees slots: the slots cached before are looked up again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} slot_epoch SEC(".maps");
+
+/* Per CPU: the slot of the cgroup whose task last counted here. Faults come in runs from one task, so
+ * this mostly hits; a miss (another cgroup, or slots freed since) costs one cgroup_slots lookup. */
+struct mem_slot_cache {
+	__u64 cgroup_id;
+	__u64 epoch; /* slot_epoch then */
+	__u32 slot;  /* MEM_NO_SLOT: no slot (slots all taken) */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mem_slot_cache);
+} slot_cache SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -93,7 +145,6 @@ struct {
 
 SCRY_DEFINE_LOST_MAP(MEM_LOST_NR);
 
-static const struct mem_cgroup_stats zero_stats;
 static const struct mem_task_state zero_state;
 static const struct scry_hist zero_hist;
 static const __u64 zero_count;
@@ -104,13 +155,62 @@ static __always_inline bool observed_current(__u64 *cgroup_id)
 	return scry_observed(*cgroup_id, bpf_get_current_pid_tgid() >> 32);
 }
 
-static __always_inline struct mem_cgroup_stats *cgroup_stats_of(__u64 cgroup_id)
+/* The slot of a cgroup, given one if it has none; MEM_NO_SLOT when all are taken. */
+static __noinline __u32 slot_of(__u64 cgroup_id)
 {
-	struct mem_cgroup_stats *s = scry_lookup_or_init(&cgroup_stats, &cgroup_id, &zero_stats);
+	__u32 *found = bpf_map_lookup_elem(&cgroup_slots, &cgroup_id);
+	__u32 slot;
 
-	if (!s)
-		scry_count_lost(&lost_events, MEM_LOST_CGROUP_STATS_FULL);
-	return s;
+	if (found)
+		return *found;
+	if (bpf_map_pop_elem(&free_slots, &slot) ||
+	    bpf_map_update_elem(&slot_owners, &slot, &cgroup_id, BPF_NOEXIST)) {
+		/* A fresh one; other CPUs may race for the same: the one whose insert succeeds has it. */
+		int i;
+
+		slot = next_slot;
+		for (i = 0; i < 8 && slot < MEM_SLOTS; i++, slot++)
+			if (!bpf_map_update_elem(&slot_owners, &slot, &cgroup_id, BPF_NOEXIST))
+				break;
+		if (i == 8 || slot >= MEM_SLOTS) {
+			scry_count_lost(&lost_events, MEM_LOST_CGROUP_STATS_FULL);
+			return MEM_NO_SLOT;
+		}
+		next_slot = slot + 1;
+	}
+	if (bpf_map_update_elem(&cgroup_slots, &cgroup_id, &slot, BPF_NOEXIST)) {
+		/* Another CPU gave it one first: hand ours back. */
+		bpf_map_delete_elem(&slot_owners, &slot);
+		bpf_map_push_elem(&free_slots, &slot, 0);
+		found = bpf_map_lookup_elem(&cgroup_slots, &cgroup_id);
+		return found ? *found : MEM_NO_SLOT;
+	}
+	return slot;
+}
+
+static __always_inline struct mem_cgroup_stats *slot_stats(__u32 slot)
+{
+	return slot < MEM_SLOTS ? bpf_map_lookup_elem(&cgroup_stats, &slot) : NULL;
+}
+
+/* The counters of the current task's cgroup (NULL if it has no slot). cgroup_id: its id, when the
+ * caller already has it (0: not known). */
+static __always_inline struct mem_cgroup_stats *current_stats(__u64 cgroup_id)
+{
+	__u32 zero = 0;
+	__u64 *epoch = bpf_map_lookup_elem(&slot_epoch, &zero);
+	struct mem_slot_cache *c = bpf_map_lookup_elem(&slot_cache, &zero);
+
+	if (!cgroup_id)
+		cgroup_id = bpf_get_current_cgroup_id();
+	if (!c || !epoch)
+		return NULL;
+	if (c->cgroup_id != cgroup_id || c->epoch != *epoch) {
+		c->slot = slot_of(cgroup_id);
+		c->cgroup_id = c->slot == MEM_NO_SLOT ? 0 : cgroup_id; /* no slot: try again next time */
+		c->epoch = *epoch;
+	}
+	return slot_stats(c->slot);
 }
 
 static __always_inline struct mem_node_stats *node(void)
@@ -227,15 +327,16 @@ int swapin_end_kretprobe(void *ctx)
 
 /* Page faults */
 
+/* The hottest hook: no cgroup id (unless a filter needs it), no hash lookup, no atomic. */
 static __always_inline void on_user_fault(void)
 {
 	struct mem_cgroup_stats *s;
 	struct mem_node_stats *n;
-	__u64 cgroup_id;
+	__u64 cgroup_id = 0;
 
-	if (!observed_current(&cgroup_id))
+	if (scry_filter_enabled && !observed_current(&cgroup_id))
 		return;
-	s = cgroup_stats_of(cgroup_id);
+	s = current_stats(cgroup_id);
 	if (s)
 		s->faults++;
 	n = node();
@@ -283,7 +384,7 @@ int BPF_PROG(major_fault_fexit, struct vm_area_struct *vma, unsigned long addres
 		return 0;
 	if (!observed_current(&cgroup_id))
 		return 0;
-	s = cgroup_stats_of(cgroup_id);
+	s = current_stats(cgroup_id);
 	if (s)
 		s->major_faults++;
 	n = node();
@@ -500,7 +601,7 @@ int mmap_exit_tp(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	if ((unsigned long)ctx->ret >= (unsigned long)-4095) /* -errno */
 		return 0;
-	s = cgroup_stats_of(bpf_get_current_cgroup_id());
+	s = current_stats(0);
 	if (s && p.kind < MEM_MAP_NR)
 		s->mapped[p.kind] += p.value;
 	return 0;
@@ -521,7 +622,7 @@ int munmap_exit_tp(struct trace_event_raw_sys_exit *ctx)
 
 	if (!pending_take(&p) || ctx->ret != 0)
 		return 0;
-	s = cgroup_stats_of(bpf_get_current_cgroup_id());
+	s = current_stats(0);
 	if (s)
 		s->unmapped += p.value;
 	return 0;
@@ -545,7 +646,7 @@ int brk_exit_tp(struct trace_event_raw_sys_exit *ctx)
 
 	if (!pending_take(&p) || now == p.value)
 		return 0;
-	s = cgroup_stats_of(bpf_get_current_cgroup_id());
+	s = current_stats(0);
 	if (!s)
 		return 0;
 	if (now > p.value)

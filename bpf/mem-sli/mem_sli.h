@@ -28,7 +28,12 @@ enum mem_map_kind {
 	MEM_MAP_NR,
 };
 
-/* Per cgroup, in a per-CPU hash: plain increments, summed by user space. */
+/* Workload slots: the per-CPU cgroup_stats array has one element per slot, cgroup_slots maps a cgroup
+ * id to its slot. User space frees the slot of a dead cgroup (zeroes it, pushes it to free_slots). */
+#define MEM_SLOTS 4096
+#define MEM_NO_SLOT 0xffffffffu
+
+/* Per cgroup, in a per-CPU array element: plain increments, summed by user space. */
 struct mem_cgroup_stats {
 	__u64 faults;       /* user page faults (exceptions:page_fault_user) */
 	__u64 major_faults; /* completed user faults that needed I/O */

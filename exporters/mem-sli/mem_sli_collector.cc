@@ -89,25 +89,22 @@ std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
     uint64_t oom[MEM_OOM_SCOPE_NR] = {};
   };
   std::map<Labels, Agg> workloads;
-  int stats_fd = bpf_.MapFd("cgroup_stats"), stalls_fd = bpf_.MapFd("stalls"), oom_fd = bpf_.MapFd("oom_kills");
-  std::vector<uint64_t> gone_stats;
+  int stats_fd = bpf_.MapFd("cgroup_stats"), slots_fd = bpf_.MapFd("cgroup_slots"), stalls_fd = bpf_.MapFd("stalls"),
+      oom_fd = bpf_.MapFd("oom_kills");
+  std::vector<std::pair<uint64_t, uint32_t>> gone_slots;
   std::vector<mem_stall_key> gone_stalls;
   std::vector<mem_oom_key> gone_oom;
 
   series_.Begin();
   {
     std::vector<mem_cgroup_stats> per_cpu(PossibleCpus());
-    uint64_t key = 0, next = 0;
-    const uint64_t* prev = nullptr;
-    while (bpf_map_get_next_key(stats_fd, prev, &next) == 0) {
-      key = next;
-      prev = &key;
-      if (bpf_map_lookup_elem(stats_fd, &key, per_cpu.data()) != 0) continue;
-      auto verdict = series_.Label(key);
-      if (verdict.action == WorkloadSeries::Action::kDelete) gone_stats.push_back(key);
-      if (verdict.action != WorkloadSeries::Action::kExport) continue;
+    ForEachEntry<uint64_t, uint32_t>(slots_fd, [&](uint64_t cgroup_id, uint32_t slot) {
+      auto verdict = series_.Label(cgroup_id);
+      if (verdict.action == WorkloadSeries::Action::kDelete) gone_slots.emplace_back(cgroup_id, slot);
+      if (verdict.action != WorkloadSeries::Action::kExport) return;
+      if (bpf_map_lookup_elem(stats_fd, &slot, per_cpu.data()) != 0) return;
       Add(workloads[verdict.labels].stats, Sum(per_cpu));
-    }
+    });
   }
   ForEachEntry<mem_stall_key, scry_hist>(stalls_fd, [&](const mem_stall_key& k, const scry_hist& h) {
     auto verdict = series_.Label(k.cgroup_id);
@@ -122,7 +119,26 @@ std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
     workloads[verdict.labels].oom[k.scope & 1] += n;
   });
   series_.End();
-  for (const auto& k : gone_stats) bpf_map_delete_elem(stats_fd, &k);
+  // A dead cgroup's slot: unmapped, zeroed, then free for the next new cgroup (no task is left in it
+  // to count into it meanwhile).
+  if (!gone_slots.empty()) {
+    std::vector<mem_cgroup_stats> zero(PossibleCpus());
+    std::vector<uint32_t> freed;
+    for (const auto& [cgroup_id, slot] : gone_slots)
+      if (bpf_map_delete_elem(slots_fd, &cgroup_id) == 0) freed.push_back(slot);
+    // CPUs that cached a freed slot look it up again (slot_cache).
+    int epoch_fd = bpf_.MapFd("slot_epoch"), free_fd = bpf_.MapFd("free_slots");
+    uint32_t zero_key = 0;
+    uint64_t epoch = 0;
+    bpf_map_lookup_elem(epoch_fd, &zero_key, &epoch);
+    epoch++;
+    bpf_map_update_elem(epoch_fd, &zero_key, &epoch, BPF_ANY);
+    for (uint32_t slot : freed) {
+      bpf_map_update_elem(stats_fd, &slot, zero.data(), BPF_ANY);
+      bpf_map_delete_elem(bpf_.MapFd("slot_owners"), &slot);
+      bpf_map_update_elem(free_fd, nullptr, &slot, BPF_ANY);
+    }
+  }
   for (const auto& k : gone_stalls) bpf_map_delete_elem(stalls_fd, &k);
   for (const auto& k : gone_oom) bpf_map_delete_elem(oom_fd, &k);
 
