@@ -92,4 +92,9 @@ void MemExporter::Started(const BpfObject& bpf) {
   }
 }
 
+void MemExporter::Stopping() {
+  oom_log_.reset();
+  workloads_->Stop();
+}
+
 }  // namespace scry::mem
