@@ -211,6 +211,30 @@ MEM_SWAPIN = [
 ]
 
 
+# scry-net: busybox httpd on the loopback, 10 requests by busybox wget, then a connect to a closed port.
+NET_WORKLOAD = r"""
+mkdir -p /tmp/www && echo hello > /tmp/www/f
+httpd -f -p 127.0.0.1:8080 -h /tmp/www &
+httpd_pid=$!
+i=0; while ! wget -q -O /dev/null http://127.0.0.1:8080/f 2>/dev/null && [ $i -lt 50 ]; do usleep 100000; i=$((i+1)); done
+scrape before
+i=0; while [ $i -lt 10 ]; do wget -q -O /dev/null http://127.0.0.1:8080/f || die wget; i=$((i+1)); done
+scrape conns
+wget -q -O /dev/null http://127.0.0.1:8081/f 2>/dev/null && die "a connect to a closed port worked"
+kill $httpd_pid
+"""
+
+NET_CLIENT = {"direction": "client", "peer": "127.0.0.1", "port": "8080"}
+NET_CONNECTIONS = [
+    Delta("scry_net_connections_opened_total", NET_CLIENT, "==", 10, "before", "conns"),
+    Delta("scry_net_connections_opened_total", {"direction": "server", "port": "8080"}, "==", 10, "before", "conns"),
+    Delta("scry_net_connect_duration_seconds_count", NET_CLIENT, "==", 10, "before", "conns"),
+    Delta("scry_net_connections_closed_total", NET_CLIENT, "==", 10, "before", "end"),
+    Delta("scry_net_connections_failed_total", {"direction": "client", "port": "8081", "reason": "refused"},
+          "==", 1, "conns", "end"),
+]
+
+
 def unavailable(*features):
     return [Value("scry_feature_available", {"feature": f}, "==", 0) for f in features]
 
@@ -316,6 +340,33 @@ EXPORTERS = [
                         "memcg_reclaim_begin": "tracepoint", "swapin_begin": "kprobe", "swapin_end": "kprobe",
                         "major_fault": "none"},
                  expect=MEM_COMMON + MEM_SWAPIN + unavailable("major_faults")),
+        ],
+    ),
+    # scry-net: 10 HTTP requests by busybox wget to busybox httpd on the guest's loopback (one TCP
+    # connection each, counted on both sides), then one connect to a closed port (refused). Passes load
+    # the raw_tp programs and the classic tracepoint (connections only).
+    Exporter(
+        "net", 9651, NET_WORKLOAD,
+        args=["--bpf.stats"],
+        expect=NET_CONNECTIONS + [
+            Delta("scry_net_rtt_seconds_count", {"direction": "client", "peer": "127.0.0.1", "port": "8080"},
+                  ">=", 10, "before", "conns"),
+            Value("scry_feature_available", {"feature": "drops"}, "==", 1),
+            Value("scry_feature_available", {"feature": "resets"}, "==", 1),
+        ],
+        modes={
+            "set_state": {"host": "tp_btf", "guest": "tp_btf"},
+            "probe": {"host": "tp_btf", "guest": "tp_btf"},
+            "kfree_skb": {"host": "tp_btf", "guest": "tp_btf"},
+        },
+        passes=[
+            Pass("raw_tp", ["--bpf.attach-modes=raw_tp"],
+                 modes={"set_state": "raw_tp", "destroy_sock": "raw_tp", "probe": "raw_tp", "retransmit": "raw_tp",
+                        "kfree_skb": "raw_tp"},
+                 expect=NET_CONNECTIONS),
+            Pass("tracepoint", ["--bpf.attach-modes=tracepoint"],
+                 modes={"set_state": "tracepoint", "probe": "none", "retransmit": "none", "kfree_skb": "none"},
+                 expect=NET_CONNECTIONS + unavailable("retransmits", "resets", "rtt", "drops")),
         ],
     ),
 ]
