@@ -87,5 +87,6 @@ std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> Ne
 }
 
 void NetExporter::Started(const BpfObject& bpf) { workloads_->Start(bpf); }
+void NetExporter::Stopping() { workloads_->Stop(); }
 
 }  // namespace scry::net

@@ -16,6 +16,7 @@ class NetExporter : public Exporter {
   std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> MakeCollectors(
       const BpfObject& bpf, const boost::program_options::variables_map& vm) override;
   void Started(const BpfObject& bpf) override;
+  void Stopping() override;
 
  private:
   std::shared_ptr<Workloads> workloads_;
