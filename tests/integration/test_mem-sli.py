@@ -16,21 +16,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import scrylib  # noqa: E402
-from scrylib import Exporter  # noqa: E402
+from scrylib import Exporter, cgroup2_root  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 V1_MEMORY = "/sys/fs/cgroup/memory"
 MIB = 1 << 20
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def cgroup2_root():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, post = line.split(" - ", 1)
-            if post.split()[0] == "cgroup2":
-                return pre.split()[4]
-    return None
 
 
 def v1_memory_mounted():

@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import scrylib  # noqa: E402
-from scrylib import Exporter  # noqa: E402
+from scrylib import Exporter, cgroup2_root  # noqa: E402
 
 WORKLOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "net_workload.py")
 TAG = "scrynet%d" % os.getpid()
@@ -30,15 +30,6 @@ def sh(*cmd):
 
 def in_ns(ns, *cmd):
     return sh("ip", "netns", "exec", ns, *cmd)
-
-
-def cgroup2_root():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, post = line.split(" - ", 1)
-            if post.split()[0] == "cgroup2":
-                return pre.split()[4]
-    return None
 
 
 def netns_counter(ns, path, prefix, name):
