@@ -19,6 +19,7 @@ HTTP_TIMEOUT = 10         # any HTTP request
 SCRAPE_INTERVAL = "1s"
 RATE_INTERVAL = "4s"      # Grafana: max($__interval + scrape interval, 4 * scrape interval)
 INTERVAL = "1s"
+SKIP = 77                 # the exit code of a skipped test (CTest SKIP_RETURN_CODE)
 
 
 class Skip(Exception):
@@ -527,3 +528,76 @@ def alerts_by_name(prom):
     for a in prom.api("alerts")["data"]["alerts"]:
         state.setdefault(a["labels"]["alertname"], []).append(a)
     return state
+
+
+# --- what every e2e script's main() does around its checks -------------------------------------------
+
+def e2e_args(doc, exporter, default_deadline):
+    """Parses the command line every e2e script takes and arms its deadline: SIGALRM after --deadline
+    seconds, and SIGTERM/SIGINT, raise Deadline so that cleanup still runs. Returns (args, source dir,
+    the exporter's binary, whether CI=true)."""
+    import argparse
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin-dir", required=True)
+    ap.add_argument("--source-dir", default=os.path.normpath(os.path.join(here, "..", "..")))
+    ap.add_argument("--deadline", type=int, default=default_deadline, help="seconds for the whole test")
+    ap.add_argument("--keep", action="store_true", help="print the temp dir and keep logs there on failure")
+    args = ap.parse_args()
+
+    def on_alarm(*_):
+        raise Deadline(f"test deadline of {args.deadline}s reached")
+
+    def on_term(signum, _):
+        raise Deadline(f"killed by signal {signum}")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.alarm(args.deadline)
+    return (args, os.path.abspath(args.source_dir), os.path.join(os.path.abspath(args.bin_dir), "scry-" + exporter),
+            os.environ.get("CI") == "true")
+
+
+def disarm_deadline():
+    """For the cleanup: no deadline and no signal may interrupt it."""
+    signal.alarm(0)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def log_tail(name, path, lines=30):
+    log(f"--- {name} log (tail) ---\n" + "".join(open(path).readlines()[-lines:]))
+
+
+def report(rows, logs):
+    """After all checks: the table, then PASS (0) or the failures and the tails of logs
+    ((name, path) pairs) (1)."""
+    print_table(rows)
+    if failures:
+        log(f"\n{len(failures)} failure(s):")
+        for f in failures:
+            log(f"  - {f}")
+        for name, path in logs:
+            log_tail(name, path)
+        return 1
+    log(f"\nPASS: {len(rows)} expressions checked")
+    return 0
+
+
+def skipped(e, ci):
+    """The exit code of a skip: 77, or a failure under CI=true."""
+    log(f"SKIP: {e}")
+    if ci:
+        log("CI=true: a skip is a failure")
+        return 1
+    return SKIP
+
+
+def wait_value(prom, expr, what, timeout=30, minimum=0.0):
+    """Waits until a PromQL expression's single value exceeds minimum; returns it."""
+    v = wait_for(f"{what}: {expr} > {minimum:g}",
+                 lambda: (lambda x: x if x is not None and x > minimum else None)(series_value(prom, expr)), timeout)
+    log(f"workload: {what}: {expr} = {v:g}")
+    return v
+

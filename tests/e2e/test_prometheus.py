@@ -33,11 +33,9 @@ What it does (as root, Python 3 standard library only):
 
 Exit: 0 pass, 1 fail, 77 skip (not root, no binary, missing tools); under CI=true a skip is a failure.
 """
-import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,11 +43,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (CMD_TIMEOUT, Deadline, Skip, alerts_by_name, cgroup2_root, check,  # noqa: E402
-                    check_dashboard_exprs, check_metric_names, check_rule_exprs, dashboard_variables, failures,
-                    free_port, log, metric_names, print_table, promtool_check_metrics, run, series_value,
+                    check_dashboard_exprs, check_metric_names, check_rule_exprs, dashboard_variables,
+                    disarm_deadline, e2e_args, failures, free_port, log, log_tail, metric_names,
+                    print_table, promtool_check_metrics, report, run, series_value, skipped,
                     start_exporter, start_prometheus, stop_exporter, wait_for, wait_rules_evaluated)
 
-SKIP = 77
 DEFAULT_DEADLINE = 240    # the whole test; the CTest TIMEOUT is above it so that cleanup runs
 PREFIX = "scry-e2e-prom-"
 JOB = "scry-block"
@@ -191,27 +189,7 @@ def workload(prom, loop):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin-dir", required=True)
-    ap.add_argument("--source-dir", default=os.path.normpath(os.path.join(here, "..", "..")))
-    ap.add_argument("--deadline", type=int, default=DEFAULT_DEADLINE, help="seconds for the whole test")
-    ap.add_argument("--keep", action="store_true", help="print the temp dir and keep logs there on failure")
-    args = ap.parse_args()
-    src = os.path.abspath(args.source_dir)
-    binary = os.path.join(os.path.abspath(args.bin_dir), "scry-block")
-    ci = os.environ.get("CI") == "true"
-
-    def on_alarm(*_):
-        raise Deadline(f"test deadline of {args.deadline}s reached")
-
-    def on_term(signum, _):
-        raise Deadline(f"killed by signal {signum}")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    signal.alarm(args.deadline)
+    args, src, binary, ci = e2e_args(__doc__, "block", DEFAULT_DEADLINE)
 
     env = Env()
     rows = []
@@ -308,22 +286,9 @@ def main():
         # --- orderly stop: STOPPING=1 and exit 0 ---
         stop_exporter(env, "scry-block", exporter)
 
-        print_table(rows)
-        if failures:
-            log(f"\n{len(failures)} failure(s):")
-            for f in failures:
-                log(f"  - {f}")
-            for name, path in (("scry-block", exporter_log), ("prometheus", prom_log)):
-                log(f"--- {name} log (tail) ---\n" + "".join(open(path).readlines()[-30:]))
-            return 1
-        log(f"\nPASS: {len(rows)} expressions checked")
-        return 0
+        return report(rows, (("scry-block", exporter_log), ("prometheus", prom_log)))
     except Skip as e:
-        log(f"SKIP: {e}")
-        if ci:
-            log("CI=true: a skip is a failure")
-            return 1
-        return SKIP
+        return skipped(e, ci)
     except Exception as e:  # noqa: BLE001 (any error, incl. Deadline, fails the test after cleanup)
         if rows:
             print_table(rows)
@@ -331,12 +296,10 @@ def main():
         for name, p in env.procs:
             path = os.path.join(env.tmp or "", f"{name}.log")
             if os.path.exists(path):
-                log(f"--- {name} log (tail) ---\n" + "".join(open(path).readlines()[-30:]))
+                log_tail(name, path)
         return 1
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        disarm_deadline()
         if args.keep and failures and env.tmp:
             log(f"keeping logs: {env.tmp}")
             env.tmp = None

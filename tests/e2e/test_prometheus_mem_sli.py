@@ -30,7 +30,6 @@ What it does (as root, Python 3 standard library only):
 
 Exit: 0 pass, 1 fail, 77 skip (not root, no binary, missing tools); under CI=true a skip is a failure.
 """
-import argparse
 import json
 import os
 import shutil
@@ -42,11 +41,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (Deadline, Skip, alerts_by_name, cgroup2_root, check, check_dashboard_exprs,  # noqa: E402
-                    check_metric_names, check_rule_exprs, dashboard_variables, die_with_parent, failures,
-                    free_port, log, print_table, promtool_check_metrics, series_value, start_exporter,
-                    start_prometheus, stop_exporter, wait_for, wait_rules_evaluated)
+                    check_metric_names, check_rule_exprs, dashboard_variables, die_with_parent,
+                    disarm_deadline, e2e_args, free_port, log, print_table, promtool_check_metrics,
+                    report, series_value, skipped, start_exporter, start_prometheus, stop_exporter,
+                    wait_for, wait_rules_evaluated)
 
-SKIP = 77
 DEFAULT_DEADLINE = 240
 PREFIX = "scry-e2e-mem-"
 JOB = "scry-mem-sli"
@@ -218,26 +217,7 @@ def pod_sel(metric, extra=""):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin-dir", required=True)
-    ap.add_argument("--source-dir", default=os.path.normpath(os.path.join(here, "..", "..")))
-    ap.add_argument("--deadline", type=int, default=DEFAULT_DEADLINE, help="seconds for the whole test")
-    args = ap.parse_args()
-    src = os.path.abspath(args.source_dir)
-    binary = os.path.join(os.path.abspath(args.bin_dir), "scry-mem-sli")
-    ci = os.environ.get("CI") == "true"
-
-    def on_alarm(*_):
-        raise Deadline(f"test deadline of {args.deadline}s reached")
-
-    def on_term(signum, _):
-        raise Deadline(f"killed by signal {signum}")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    signal.alarm(args.deadline)
+    args, src, binary, ci = e2e_args(__doc__, "mem-sli", DEFAULT_DEADLINE)
 
     env = Env()
     rows = []
@@ -337,31 +317,16 @@ def main():
         promtool_check_metrics(exporter_port)
         stop_exporter(env, "scry-mem-sli", exporter)
 
-        print_table(rows)
-        if failures:
-            log(f"\n{len(failures)} failure(s):")
-            for f in failures:
-                log(f"  - {f}")
-            for name, path in (("scry-mem-sli", exporter_log), ("prometheus", prom_log)):
-                log(f"--- {name} log (tail) ---\n" + "".join(open(path).readlines()[-30:]))
-            return 1
-        log(f"\nPASS: {len(rows)} expressions checked")
-        return 0
+        return report(rows, (("scry-mem-sli", exporter_log), ("prometheus", prom_log)))
     except Skip as e:
-        log(f"SKIP: {e}")
-        if ci:
-            log("CI=true: a skip is a failure")
-            return 1
-        return SKIP
+        return skipped(e, ci)
     except Exception as e:  # noqa: BLE001 (any error, incl. Deadline, fails the test after cleanup)
         if rows:
             print_table(rows)
         log(f"FAIL: {type(e).__name__}: {e}")
         return 1
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        disarm_deadline()
         env.cleanup()
         log("cleanup: processes stopped, cgroups removed")
 

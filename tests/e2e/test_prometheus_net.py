@@ -31,7 +31,6 @@ What it does (as root, Python 3 standard library only):
 
 Exit: 0 pass, 1 fail, 77 skip (not root, no binary, missing tools); under CI=true a skip is a failure.
 """
-import argparse
 import json
 import os
 import shutil
@@ -45,10 +44,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (CMD_TIMEOUT, Deadline, Skip, alerts_by_name, cgroup2_root, check,  # noqa: E402
                     check_dashboard_exprs, check_metric_names, check_rule_exprs, dashboard_variables,
-                    failures, free_port, log, print_table, promtool_check_metrics, run, series_value,
-                    start_exporter, start_prometheus, stop_exporter, wait_for, wait_rules_evaluated)
+                    disarm_deadline, e2e_args, failures, free_port, log, print_table,
+                    promtool_check_metrics, report, run, skipped, start_exporter, start_prometheus,
+                    stop_exporter, wait_rules_evaluated, wait_value)
 
-SKIP = 77
 DEFAULT_DEADLINE = 240
 PREFIX = "scry-e2e-net-"
 JOB = "scry-net"
@@ -218,35 +217,8 @@ def pod_sel(metric, extra=""):
     return f'{metric}{{job="{JOB}", namespace="{NAMESPACE}", pod="{POD}", container="{CONTAINER}"{extra}}}'
 
 
-def wait_value(prom, expr, what, timeout=60, minimum=0.0):
-    v = wait_for(f"{what}: {expr} > {minimum:g}",
-                 lambda: (lambda x: x if x is not None and x > minimum else None)(series_value(prom, expr)), timeout)
-    log(f"workload: {what}: {expr} = {v:g}")
-    return v
-
-
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin-dir", required=True)
-    ap.add_argument("--source-dir", default=os.path.normpath(os.path.join(here, "..", "..")))
-    ap.add_argument("--deadline", type=int, default=DEFAULT_DEADLINE, help="seconds for the whole test")
-    ap.add_argument("--keep", action="store_true", help="print the temp dir and keep logs there on failure")
-    args = ap.parse_args()
-    src = os.path.abspath(args.source_dir)
-    binary = os.path.join(os.path.abspath(args.bin_dir), "scry-net")
-    ci = os.environ.get("CI") == "true"
-
-    def on_alarm(*_):
-        raise Deadline(f"test deadline of {args.deadline}s reached")
-
-    def on_term(signum, _):
-        raise Deadline(f"killed by signal {signum}")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    signal.alarm(args.deadline)
+    args, src, binary, ci = e2e_args(__doc__, "net", DEFAULT_DEADLINE)
 
     env = Env()
     rows = []
@@ -284,13 +256,14 @@ def main():
 
         client = f', direction="client", peer="{SERVER_IP}"'
         wait_value(prom, pod_sel("scry_net_connections_opened_total", client + f', port="{ACCEPT_PORT}"'),
-                   "connections")
+                   "connections", timeout=60)
         wait_value(prom, pod_sel("scry_net_retransmitted_segments_total", client + f', port="{SINK_PORT}"'),
-                   "retransmits")
+                   "retransmits", timeout=60)
         wait_value(prom, pod_sel("scry_net_connections_failed_total", client + f', port="{CLOSED_PORT}", '
-                                 'reason="refused"'), "refused connects", minimum=5)
+                                 'reason="refused"'), "refused connects", minimum=5, timeout=60)
         netns = str(os.stat("/run/netns/" + SERVER_NS).st_ino)
-        wait_value(prom, f'scry_net_listen_overflows_total{{job="{JOB}", netns="{netns}"}}', "listen overflows")
+        wait_value(prom, f'scry_net_listen_overflows_total{{job="{JOB}", netns="{netns}"}}', "listen overflows",
+                   timeout=60)
         # the rates over the dashboard's 4 s windows and the alerts' increase() see a few more rounds
         time.sleep(6)
 
@@ -350,22 +323,9 @@ def main():
         promtool_check_metrics(exporter_port)
         stop_exporter(env, "scry-net", exporter)
 
-        print_table(rows)
-        if failures:
-            log(f"\n{len(failures)} failure(s):")
-            for f in failures:
-                log(f"  - {f}")
-            for name, path in (("scry-net", exporter_log), ("prometheus", prom_log)):
-                log(f"--- {name} log (tail) ---\n" + "".join(open(path).readlines()[-30:]))
-            return 1
-        log(f"\nPASS: {len(rows)} expressions checked")
-        return 0
+        return report(rows, (("scry-net", exporter_log), ("prometheus", prom_log)))
     except Skip as e:
-        log(f"SKIP: {e}")
-        if ci:
-            log("CI=true: a skip is a failure")
-            return 1
-        return SKIP
+        return skipped(e, ci)
     except Exception as e:  # noqa: BLE001 (any error, incl. Deadline, fails the test after cleanup)
         if rows:
             print_table(rows)
@@ -375,9 +335,7 @@ def main():
                 log(f"--- {os.path.basename(path)} (tail) ---\n" + "".join(open(path).readlines()[-30:]))
         return 1
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        disarm_deadline()
         if args.keep and failures and env.tmp:
             log(f"keeping logs: {env.tmp}")
             keep, env.tmp = env.tmp, None
