@@ -32,6 +32,7 @@ static __always_inline void scry_hist_add_local(struct scry_hist *h, __u64 v, __
 
 #define scry_hist_add_latency(h, ns) scry_hist_add(h, ns, SCRY_LATENCY_UNIT_NS, SCRY_LATENCY_MIN_LOG2)
 #define scry_hist_add_size(h, bytes) scry_hist_add(h, bytes, SCRY_SIZE_UNIT_BYTES, SCRY_SIZE_MIN_LOG2)
+#define scry_hist_add_window(h, n) scry_hist_add(h, n, SCRY_WINDOW_UNIT, SCRY_WINDOW_MIN_LOG2)
 
 #define scry_hist_add_latency_local(h, ns) scry_hist_add_local(h, ns, SCRY_LATENCY_UNIT_NS, SCRY_LATENCY_MIN_LOG2)
 

@@ -55,10 +55,13 @@ static inline __u32 scry_hist_slot(__u64 v, __u64 unit, __u32 min_log2)
 	return j < SCRY_HIST_SLOTS ? (__u32)j : SCRY_HIST_SLOTS - 1;
 }
 
-/* Histogram shapes used by the exporters: latency from 1 us to 2^26 us (67 s), sizes from 512 B to 32 GiB. */
+/* Histogram shapes used by the exporters: latency from 1 us to 2^26 us (67 s), sizes from 512 B to 32 GiB,
+ * windows (bytes or segments) from 1 to 2^26 (slot 0, le="1", is in practice a zero window). */
 #define SCRY_LATENCY_UNIT_NS 1000ULL
 #define SCRY_LATENCY_MIN_LOG2 0
 #define SCRY_SIZE_UNIT_BYTES 1ULL
 #define SCRY_SIZE_MIN_LOG2 9
+#define SCRY_WINDOW_UNIT 1ULL
+#define SCRY_WINDOW_MIN_LOG2 0
 
 #endif /* SCRY_HIST_H */

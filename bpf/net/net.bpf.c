@@ -1,7 +1,8 @@
 // TCP connections per workload, direction and peer from sock:inet_sock_set_state; retransmits, resets
-// and sampled RTT of those connections; packet drops by reason from skb:kfree_skb. Softirq events are
-// attributed by socket (the socket's cgroup and the state recorded when it was opened), not by the
-// interrupted task.
+// and sampled RTT and windows of those connections; packet drops by reason from skb:kfree_skb. Softirq
+// events are attributed by socket (the socket's cgroup and the state recorded when it was opened), not
+// by the interrupted task. An iterator over the processes' files reports listeners' queues and drops
+// and the transfer of open connections at scrape time.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -26,6 +27,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by user space before load. */
 const volatile __u32 rtt_sample_every = 16;      /* tcp_probe: one event in N per CPU feeds the RTT histogram */
 const volatile bool rtt_enabled = true;
+const volatile bool windows_enabled = true;      /* window histograms with each RTT sample */
 const volatile bool retransmit_has_err = false;  /* tcp_retransmit_skb passes err (6.12+) */
 const volatile bool kfree_skb_has_rx_sk = false; /* kfree_skb passes the receiving socket (6.12+) */
 
@@ -41,6 +43,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* values of 1.5 KiB: memory for the peers seen, not the cap */
 	__type(key, struct net_conn_key);
 	__type(value, struct net_conn_stats);
 } conns SEC(".maps");
@@ -88,6 +91,10 @@ static __always_inline struct tcp_sock *tcp_of(struct sock *sk, bool btf)
 #define FIN_SENT_STATES (STATE_BIT(TCP_FIN_WAIT1) | STATE_BIT(TCP_FIN_WAIT2) | STATE_BIT(TCP_CLOSING) | \
 			 STATE_BIT(TCP_LAST_ACK))
 #define FIN_RECEIVED_STATES (STATE_BIT(TCP_CLOSE_WAIT) | STATE_BIT(TCP_LAST_ACK) | STATE_BIT(TCP_CLOSING))
+
+struct net_transfer {
+	__u64 sent, received, segs_sent, segs_received;
+};
 
 /* Kernels before 5.15 packed the cgroup pointer into a u64 with other data. */
 static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool btf)
@@ -153,32 +160,45 @@ static __always_inline __u32 fail_reason(struct sock *sk, bool btf)
 	}
 }
 
-/* At the close of an established connection: data bytes (the SYN and FIN taken out of the sequence
- * space the kernel counts) and segments. */
-static __always_inline void add_transfer(struct net_conn_stats *st, struct sock *sk, int old, bool client, bool btf)
+/* Data bytes and segments of an established connection in state `state`, the SYN and FIN taken out of
+ * the sequence space the kernel counts. At the close, `state` is the one before CLOSE (`closing`). */
+static __always_inline bool transfer(struct sock *sk, int state, bool client, bool closing, bool btf,
+				     struct net_transfer *t)
 {
 	struct tcp_sock *tp = tcp_of(sk, btf);
-	__u64 acked, received;
+	__u32 received_fin = FIN_RECEIVED_STATES;
 
 	if (!tp)
-		return;
-	acked = RD(btf, tp, bytes_acked);
-	received = RD(btf, tp, bytes_received);
+		return false;
+	t->sent = RD(btf, tp, bytes_acked);
+	t->received = RD(btf, tp, bytes_received);
 
 	/* a client's SYN is acknowledged through the normal path; a server's SYN-ACK is not counted */
-	if (client && acked)
-		acked--;
+	if (client && t->sent)
+		t->sent--;
 	/* our FIN: in the sequence space from FIN_WAIT1/LAST_ACK on; counted once acknowledged */
-	if ((STATE_BIT(old) & FIN_SENT_STATES) && acked &&
-	    RD(btf, tp, snd_una) == RD(btf, tp, write_seq))
-		acked--;
+	if ((STATE_BIT(state) & FIN_SENT_STATES) && t->sent && RD(btf, tp, snd_una) == RD(btf, tp, write_seq))
+		t->sent--;
 	/* the peer's FIN; FIN_WAIT2 closes at the peer's FIN (or after tcp_fin_timeout without one) */
-	if ((STATE_BIT(old) & (FIN_RECEIVED_STATES | STATE_BIT(TCP_FIN_WAIT2))) && received)
-		received--;
-	__sync_fetch_and_add(&st->bytes_sent, acked);
-	__sync_fetch_and_add(&st->bytes_received, received);
-	__sync_fetch_and_add(&st->segs_sent, RD(btf, tp, segs_out));
-	__sync_fetch_and_add(&st->segs_received, RD(btf, tp, segs_in));
+	if (closing)
+		received_fin |= STATE_BIT(TCP_FIN_WAIT2);
+	if ((STATE_BIT(state) & received_fin) && t->received)
+		t->received--;
+	t->segs_sent = RD(btf, tp, segs_out);
+	t->segs_received = RD(btf, tp, segs_in);
+	return true;
+}
+
+static __always_inline void add_transfer(struct net_conn_stats *st, struct sock *sk, int old, bool client, bool btf)
+{
+	struct net_transfer t;
+
+	if (!transfer(sk, old, client, true, btf, &t))
+		return;
+	__sync_fetch_and_add(&st->bytes_sent, t.sent);
+	__sync_fetch_and_add(&st->bytes_received, t.received);
+	__sync_fetch_and_add(&st->segs_sent, t.segs_sent);
+	__sync_fetch_and_add(&st->segs_received, t.segs_received);
 }
 
 static __always_inline void on_set_state(struct sock *sk, int old, int new, bool btf)
@@ -307,6 +327,33 @@ static __always_inline void on_retransmit(struct sock *sk, struct sk_buff *skb, 
 	/* as the kernel's RetransSegs: the segments of the (possibly GSO) skb */
 	segs = BPF_CORE_READ(cb, tcp_gso_segs);
 	__sync_fetch_and_add(&st->retrans_segs, segs ? segs : 1);
+	if (RD(btf, sk, __sk_common.skc_state) == TCP_SYN_SENT)
+		__sync_fetch_and_add(&st->syn_retrans, 1);
+	st->last_ns = bpf_ktime_get_ns();
+}
+
+/* A listener retransmitted a SYN-ACK (its timer, or a repeated SYN): counted for the listener's
+ * workload and port, like the connections it accepts. */
+static __always_inline void on_retransmit_synack(struct sock *listener, bool btf)
+{
+	struct net_conn_key key = {.direction = NET_DIR_SERVER};
+	struct net_listener_key lkey = {};
+	struct net_conn_stats *st;
+	struct net_listener *l;
+
+	key.cgroup_id = sock_cgroup_id(listener, btf);
+	lkey.netns = sock_netns(listener, btf);
+	lkey.port = RD(btf, listener, __sk_common.skc_num);
+	l = bpf_map_lookup_elem(&listeners, &lkey);
+	if (!(l ? l->observed : scry_observed(key.cgroup_id, 0)))
+		return;
+	key.family = RD(btf, listener, __sk_common.skc_family);
+	key.port = lkey.port;
+	st = conn_stats(&key);
+	if (!st)
+		return;
+	__sync_fetch_and_add(&st->retrans_segs, 1);
+	__sync_fetch_and_add(&st->syn_retrans, 1);
 	st->last_ns = bpf_ktime_get_ns();
 }
 
@@ -350,8 +397,14 @@ static __always_inline void on_probe(struct sock *sk, bool btf)
 	if (!srtt)
 		return;
 	st = conn_stats(&s->key);
-	if (st)
-		scry_hist_add_latency(&st->rtt, (__u64)srtt * 1000);
+	if (!st)
+		return;
+	scry_hist_add_latency(&st->rtt, (__u64)srtt * 1000);
+	if (windows_enabled) {
+		scry_hist_add_window(&st->cwnd, RD(btf, tp, snd_cwnd));
+		scry_hist_add_window(&st->snd_wnd, RD(btf, tp, snd_wnd));
+		scry_hist_add_window(&st->rcv_wnd, RD(btf, tp, rcv_wnd));
+	}
 }
 
 static __always_inline void on_destroy(struct sock *sk)
@@ -448,6 +501,20 @@ int retransmit_raw(__u64 *ctx)
 	return 0;
 }
 
+SEC("tp_btf/tcp_retransmit_synack")
+int retransmit_synack_btf(__u64 *ctx)
+{
+	on_retransmit_synack((struct sock *)ctx[0], true);
+	return 0;
+}
+
+SEC("raw_tp/tcp_retransmit_synack")
+int retransmit_synack_raw(__u64 *ctx)
+{
+	on_retransmit_synack((struct sock *)ctx[0], false);
+	return 0;
+}
+
 SEC("tp_btf/tcp_send_reset")
 int send_reset_btf(__u64 *ctx)
 {
@@ -506,5 +573,56 @@ SEC("raw_tp/kfree_skb")
 int drop_raw(__u64 *ctx)
 {
 	drop(ctx, false);
+	return 0;
+}
+
+/* At scrape time: each TCP socket in a process's files. Listeners: their accept queue and drops.
+ * Tracked established connections: their transfer so far, counted as the close will count it. */
+SEC("iter/task_file")
+int socket_files(struct bpf_iter__task_file *ctx)
+{
+	struct net_socket_record rec = {};
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct socket *sock;
+	struct net_sock *s;
+	struct net_transfer t;
+	struct sock *sk;
+	int state;
+
+	if (!file || !task)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = sock->sk;
+	if (!sk || sk->sk_protocol != NET_IPPROTO_TCP)
+		return 0;
+	rec.inode = file->f_inode->i_ino;
+	state = sk->__sk_common.skc_state;
+	if (state == TCP_LISTEN) {
+		rec.cgroup_id = sock_cgroup_id(sk, true);
+		if (!scry_observed(rec.cgroup_id, task->tgid))
+			return 0;
+		rec.kind = NET_SOCKET_LISTENER;
+		rec.port = sk->__sk_common.skc_num;
+		rec.drops = (__u32)sk->sk_drops.counter;
+		rec.queue_len = sk->sk_ack_backlog;
+		rec.queue_max = sk->sk_max_ack_backlog;
+		bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+		return 0;
+	}
+	s = sock_get(sk);
+	if (!s || !s->established)
+		return 0;
+	if (!transfer(sk, state, s->key.direction == NET_DIR_CLIENT, false, true, &t))
+		return 0;
+	rec.kind = NET_SOCKET_CONN;
+	rec.key = s->key;
+	rec.bytes_sent = t.sent;
+	rec.bytes_received = t.received;
+	rec.segs_sent = t.segs_sent;
+	rec.segs_received = t.segs_received;
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }

@@ -31,7 +31,8 @@ struct net_conn_stats {
 	__u64 opened;
 	__u64 closed; /* of the opened ones */
 	__u64 failed[NET_FAIL_NR];
-	__u64 retrans_segs;
+	__u64 retrans_segs; /* data segments, and for the server side the listener's SYN-ACKs too */
+	__u64 syn_retrans;  /* client: SYNs retransmitted; server: SYN-ACKs retransmitted */
 	__u64 resets_sent;
 	__u64 resets_received;
 	__u64 bytes_sent; /* data acknowledged by the peer; added when the connection closes */
@@ -42,6 +43,10 @@ struct net_conn_stats {
 	struct scry_hist connect;   /* client: SYN sent to established */
 	struct scry_hist handshake; /* server: SYN-ACK sent to the handshake's final ACK */
 	struct scry_hist rtt;       /* smoothed RTT: at establishment, then sampled received segments */
+	/* sampled with the RTT, on the window layout (scry_hist.h) */
+	struct scry_hist cwnd;        /* congestion window, segments */
+	struct scry_hist snd_wnd;     /* the peer's receive window: bytes it lets this side send */
+	struct scry_hist rcv_wnd;     /* this side's advertised receive window, bytes */
 };
 
 /* A socket being tracked (connections seen from their start). */
@@ -69,6 +74,32 @@ struct net_drop_key {
 	__u32 reason;    /* enum skb_drop_reason */
 	__u16 protocol;  /* IPPROTO_* of the socket; 0 without one */
 	__u16 pad;
+};
+
+/* What the socket iterator (iter/task_file) reports of one socket found in a process's files. The same
+ * socket seen through several descriptors or processes has the same inode. */
+enum net_socket_kind {
+	NET_SOCKET_LISTENER = 1,
+	NET_SOCKET_CONN = 2, /* a tracked connection, established */
+};
+
+struct net_socket_record {
+	__u64 inode;
+	__u8 kind;
+	__u8 pad[7];
+	/* listener */
+	__u64 cgroup_id;
+	__u64 drops;     /* sk_drops: SYNs and handshake completions the listener dropped (full queues...) */
+	__u32 queue_len; /* sk_ack_backlog: connections waiting for accept() */
+	__u32 queue_max; /* sk_max_ack_backlog: the listen() backlog as the kernel capped it */
+	__u16 port;
+	__u16 pad2[3];
+	/* tracked connection: its series, and its transfer so far (as counted at close) */
+	struct net_conn_key key;
+	__u64 bytes_sent;
+	__u64 bytes_received;
+	__u64 segs_sent;
+	__u64 segs_received;
 };
 
 enum net_lost_reason {

@@ -3,6 +3,9 @@
 #include <linux/types.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +15,7 @@
 #include "net.h"
 #include "scry/bpf_maps.h"
 #include "scry/histogram.h"
+#include "scry/log.h"
 #include "scry/metrics.h"
 
 namespace scry::net {
@@ -33,6 +37,7 @@ void Add(net_conn_stats& a, const net_conn_stats& b) {
   a.closed += b.closed;
   for (int i = 0; i < NET_FAIL_NR; i++) a.failed[i] += b.failed[i];
   a.retrans_segs += b.retrans_segs;
+  a.syn_retrans += b.syn_retrans;
   a.resets_sent += b.resets_sent;
   a.resets_received += b.resets_received;
   a.bytes_sent += b.bytes_sent;
@@ -42,7 +47,12 @@ void Add(net_conn_stats& a, const net_conn_stats& b) {
   Merge(a.connect, b.connect);
   Merge(a.handshake, b.handshake);
   Merge(a.rtt, b.rtt);
+  Merge(a.cwnd, b.cwnd);
+  Merge(a.snd_wnd, b.snd_wnd);
+  Merge(a.rcv_wnd, b.rcv_wnd);
 }
+
+std::string KeyBytes(const net_conn_key& k) { return std::string(reinterpret_cast<const char*>(&k), sizeof(k)); }
 
 std::string GroupKey(const Labels& labels) {
   std::string key;
@@ -60,31 +70,77 @@ std::string ReadFile(const std::string& path) {
 }  // namespace
 
 ConnCollector::ConnCollector(const BpfObject& bpf, WorkloadSeries series, size_t max_peers,
-                             std::chrono::nanoseconds expiry)
+                             std::chrono::nanoseconds expiry, bool windows)
     : bpf_(bpf),
       retransmits_(bpf.FeatureAvailable("retransmits")),
       resets_(bpf.FeatureAvailable("resets")),
       rtt_(bpf.FeatureAvailable("rtt")),
+      windows_(rtt_ && windows),
+      sockets_(bpf.FeatureAvailable("sockets")),
       expiry_(expiry),
       series_(std::move(series)),
       peers_(max_peers, "other") {}
+
+void ConnCollector::ScanSockets(std::map<std::string, Transfer>& open,
+                                std::map<std::pair<uint64_t, uint16_t>, Listener>& listeners) const {
+  std::vector<net_socket_record> records;
+  if (!ReadIterator(bpf_.LinkFd("socket_files"), records)) {
+    if (scan_errors_++ == 0) log::Warn("cannot list sockets", {{"error", std::strerror(errno)}});
+    return;  // no open transfer this time: the reported counters hold their values
+  }
+  std::set<uint64_t> seen;  // a socket shared by several descriptors or processes counts once
+  std::map<uint64_t, uint64_t> drops_seen;
+  for (const auto& r : records) {
+    if (!seen.insert(r.inode).second) continue;
+    if (r.kind == NET_SOCKET_CONN) {
+      Transfer& t = open[KeyBytes(r.key)];
+      t.bytes_sent += r.bytes_sent;
+      t.bytes_received += r.bytes_received;
+      t.segs_sent += r.segs_sent;
+      t.segs_received += r.segs_received;
+    } else if (r.kind == NET_SOCKET_LISTENER) {
+      auto key = std::make_pair(r.cgroup_id, r.port);
+      Listener& l = listeners[key];
+      l.queue_len += r.queue_len;
+      l.queue_max += r.queue_max;
+      // drops since the socket was last seen (all of them for a new one); a closed socket's stay counted
+      auto last = listener_drops_seen_.find(r.inode);
+      uint64_t before = last != listener_drops_seen_.end() && last->second <= r.drops ? last->second : 0;
+      listener_drops_[key] += r.drops - before;
+      drops_seen[r.inode] = r.drops;
+    }
+  }
+  listener_drops_seen_ = std::move(drops_seen);
+  for (auto it = listener_drops_.begin(); it != listener_drops_.end();)
+    it = listeners.count(it->first) ? std::next(it) : listener_drops_.erase(it);
+  for (auto& [key, l] : listeners) l.drops = listener_drops_[key];
+}
 
 std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
   std::lock_guard lock(mutex_);
   int fd = bpf_.MapFd("conns");
   uint64_t now = MonotonicNs();
 
+  // The map first, then the open sockets: a connection that closes in between is in neither for this
+  // scrape (never in both), so the sums never run ahead of the truth.
+  std::vector<std::pair<net_conn_key, net_conn_stats>> entries;
+  ForEachEntry<net_conn_key, net_conn_stats>(
+      fd, [&](const net_conn_key& k, const net_conn_stats& s) { entries.emplace_back(k, s); });
+  std::map<std::string, Transfer> open;
+  std::map<std::pair<uint64_t, uint16_t>, Listener> listeners;
+  if (sockets_) ScanSockets(open, listeners);
+
   std::map<Labels, net_conn_stats> series;
   std::vector<net_conn_key> expired;
   series_.Begin();
   peers_.Begin();
-  ForEachEntry<net_conn_key, net_conn_stats>(fd, [&](const net_conn_key& k, const net_conn_stats& s) {
+  for (auto& [k, s] : entries) {
     auto verdict = series_.Label(k.cgroup_id);
     if (verdict.action == WorkloadSeries::Action::kDelete) expired.push_back(k);
-    if (verdict.action != WorkloadSeries::Action::kExport) return;
+    if (verdict.action != WorkloadSeries::Action::kExport) continue;
     if (s.opened == s.closed && s.last_ns + static_cast<uint64_t>(expiry_.count()) < now) {
       expired.push_back(k);  // no open connection, quiet for the expiry time
-      return;
+      continue;
     }
     bool client = k.direction == NET_DIR_CLIENT;
     std::string peer = client ? FormatAddress(k.family, k.addr) : "";
@@ -99,10 +155,40 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
     labels.push_back({"direction", direction});
     labels.push_back({"peer", peer});
     labels.push_back({"port", port});
+    if (auto t = open.find(KeyBytes(k)); t != open.end()) {
+      s.bytes_sent += t->second.bytes_sent;
+      s.bytes_received += t->second.bytes_received;
+      s.segs_sent += t->second.segs_sent;
+      s.segs_received += t->second.segs_received;
+    }
     Add(series.try_emplace(std::move(labels), net_conn_stats{}).first->second, s);
-  });
+  }
+  std::map<Labels, Listener> listener_series;
+  for (const auto& [key, l] : listeners) {
+    auto verdict = series_.Label(key.first);
+    if (verdict.action != WorkloadSeries::Action::kExport) continue;
+    std::string port = std::to_string(key.second);
+    if (peers_.Map(GroupKey(verdict.labels), "listener " + port) == "other") port = "other";
+    Labels labels = std::move(verdict.labels);
+    labels.push_back({"port", port});
+    Listener& sum = listener_series[std::move(labels)];
+    sum.drops += l.drops;
+    sum.queue_len += l.queue_len;
+    sum.queue_max += l.queue_max;
+  }
   series_.End();
   peers_.End();
+  // byte and segment counters never step back (see transfer_reported_)
+  std::map<Labels, Transfer> reported;
+  for (auto& [labels, s] : series) {
+    Transfer& last = transfer_reported_[labels];
+    s.bytes_sent = std::max(s.bytes_sent, last.bytes_sent);
+    s.bytes_received = std::max(s.bytes_received, last.bytes_received);
+    s.segs_sent = std::max(s.segs_sent, last.segs_sent);
+    s.segs_received = std::max(s.segs_received, last.segs_received);
+    reported[labels] = {s.bytes_sent, s.bytes_received, s.segs_sent, s.segs_received};
+  }
+  transfer_reported_ = std::move(reported);
   for (const auto& k : expired) {
     // a connection may have started since the walk: delete only what is still quiet
     net_conn_stats s{};
@@ -126,23 +212,45 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
   auto handshake = MakeFamily("scry_net_handshake_duration_seconds",
                               "Server side: round trip from the SYN-ACK sent to the handshake's final ACK.",
                               MetricType::Histogram);
+  const char* when = sockets_ ? " (open connections up to the scrape)" : " (added when connections close)";
   auto bytes_sent = MakeFamily("scry_net_sent_bytes_total",
-                               "Bytes sent and acknowledged on TCP connections (sequence space: the SYN and FIN count one each), added when they close.",
+                               std::string("Data bytes sent on TCP connections and acknowledged by the peer") + when + ".",
                                MetricType::Counter);
   auto bytes_received = MakeFamily("scry_net_received_bytes_total",
-                                   "Bytes received on TCP connections (sequence space: a FIN counts one), added when they close.", MetricType::Counter);
-  auto segs_sent = MakeFamily("scry_net_sent_segments_total",
-                              "Segments sent on TCP connections, counted when they close.", MetricType::Counter);
+                                   std::string("Data bytes received on TCP connections") + when + ".",
+                                   MetricType::Counter);
+  auto segs_sent = MakeFamily("scry_net_sent_segments_total", std::string("Segments sent on TCP connections") + when + ".",
+                              MetricType::Counter);
   auto segs_received = MakeFamily("scry_net_received_segments_total",
-                                  "Segments received on TCP connections, counted when they close.",
-                                  MetricType::Counter);
-  auto retrans = MakeFamily("scry_net_retransmitted_segments_total", "TCP segments retransmitted.",
+                                  std::string("Segments received on TCP connections") + when + ".", MetricType::Counter);
+  auto retrans = MakeFamily("scry_net_retransmitted_segments_total",
+                            "TCP segments retransmitted (server side: SYN-ACKs of the listener included).",
                             MetricType::Counter);
+  auto syn_retrans = MakeFamily("scry_net_syn_retransmits_total",
+                                "Client side: SYNs retransmitted; server side: SYN-ACKs retransmitted.",
+                                MetricType::Counter);
   auto resets_sent = MakeFamily("scry_net_resets_sent_total", "TCP resets sent on connections.", MetricType::Counter);
   auto resets_received = MakeFamily("scry_net_resets_received_total", "TCP resets received on connections.",
                                     MetricType::Counter);
   auto rtt = MakeFamily("scry_net_rtt_seconds",
                         "Smoothed RTT of TCP connections: one sample when established, then one in --collector.rtt.sample-every received segments.", MetricType::Histogram);
+
+  auto cwnd = MakeFamily("scry_net_cwnd_segments",
+                         "Congestion window of TCP connections, sampled with the RTT.", MetricType::Histogram);
+  auto snd_wnd = MakeFamily("scry_net_send_window_bytes",
+                            "Receive window the peer advertised (what this side may send), sampled with the RTT; "
+                            "le=\"1\" holds the zero windows.", MetricType::Histogram);
+  auto rcv_wnd = MakeFamily("scry_net_receive_window_bytes",
+                            "Receive window this side advertised, sampled with the RTT; le=\"1\" holds the zero windows.",
+                            MetricType::Histogram);
+  auto queue_len = MakeFamily("scry_net_listen_queue_length",
+                              "Connections established and waiting for accept(), by workload and listening port.",
+                              MetricType::Gauge);
+  auto queue_max = MakeFamily("scry_net_listen_queue_capacity",
+                              "Accept queue capacity: the listen() backlog as the kernel capped it.", MetricType::Gauge);
+  auto listener_drops = MakeFamily("scry_net_listener_drops_total",
+                                   "SYNs and handshake completions dropped by the workload's listening sockets (full "
+                                   "accept or SYN queue...), from each socket's own count.", MetricType::Counter);
 
   for (const auto& [labels, s] : series) {
     bool client = labels[labels.size() - 3].value == "client";
@@ -162,23 +270,43 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
     AddCounter(bytes_received, labels, static_cast<double>(s.bytes_received));
     AddCounter(segs_sent, labels, static_cast<double>(s.segs_sent));
     AddCounter(segs_received, labels, static_cast<double>(s.segs_received));
-    if (retransmits_) AddCounter(retrans, labels, static_cast<double>(s.retrans_segs));
+    if (retransmits_) {
+      AddCounter(retrans, labels, static_cast<double>(s.retrans_segs));
+      AddCounter(syn_retrans, labels, static_cast<double>(s.syn_retrans));
+    }
     if (resets_) {
       AddCounter(resets_sent, labels, static_cast<double>(s.resets_sent));
       AddCounter(resets_received, labels, static_cast<double>(s.resets_received));
     }
     if (rtt_) AddHistogram(rtt, labels, ToPrometheus(s.rtt, kLatencySeconds));
+    if (windows_) {
+      AddHistogram(cwnd, labels, ToPrometheus(s.cwnd, kWindow));
+      AddHistogram(snd_wnd, labels, ToPrometheus(s.snd_wnd, kWindow));
+      AddHistogram(rcv_wnd, labels, ToPrometheus(s.rcv_wnd, kWindow));
+    }
+  }
+  for (const auto& [labels, l] : listener_series) {
+    AddGauge(queue_len, labels, static_cast<double>(l.queue_len));
+    AddGauge(queue_max, labels, static_cast<double>(l.queue_max));
+    AddCounter(listener_drops, labels, static_cast<double>(l.drops));
   }
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&opened, &failed, &closed, &active, &connect, &handshake, &bytes_sent, &bytes_received, &segs_sent,
                   &segs_received})
     out.push_back(std::move(*f));
-  if (retransmits_) out.push_back(std::move(retrans));
+  if (retransmits_) {
+    out.push_back(std::move(retrans));
+    out.push_back(std::move(syn_retrans));
+  }
   if (resets_) {
     out.push_back(std::move(resets_sent));
     out.push_back(std::move(resets_received));
   }
   if (rtt_) out.push_back(std::move(rtt));
+  if (windows_)
+    for (auto* f : {&cwnd, &snd_wnd, &rcv_wnd}) out.push_back(std::move(*f));
+  if (sockets_)
+    for (auto* f : {&queue_len, &queue_max, &listener_drops}) out.push_back(std::move(*f));
   return out;
 }
 

@@ -3,6 +3,8 @@
 
 #include <prometheus/collectable.h>
 
+#include <linux/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -15,21 +17,40 @@
 
 namespace scry::net {
 
-// Per workload, direction and peer: connections, latency, bytes, retransmits, resets, RTT.
+// Per workload, direction and peer: connections, latency, bytes, retransmits, resets, RTT, windows; and
+// per workload and listening port: accept queues and listener drops.
 // Peers past the per-workload cap are summed into peer="other"; a peer with no open connection and no
 // event for the expiry time has its map entry deleted (its series goes).
+// With the socket iterator, byte and segment counts include the open connections' transfer so far.
 class ConnCollector : public prometheus::Collectable {
  public:
-  ConnCollector(const BpfObject& bpf, WorkloadSeries series, size_t max_peers, std::chrono::nanoseconds expiry);
+  ConnCollector(const BpfObject& bpf, WorkloadSeries series, size_t max_peers, std::chrono::nanoseconds expiry,
+                bool windows);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
+  struct Transfer {
+    __u64 bytes_sent = 0, bytes_received = 0, segs_sent = 0, segs_received = 0;
+  };
+  struct Listener {
+    uint64_t drops = 0, queue_len = 0, queue_max = 0;
+  };
+  // Open connections' transfer by series key, and listeners by (cgroup id, port), from one iterator run.
+  void ScanSockets(std::map<std::string, Transfer>& open,
+                   std::map<std::pair<uint64_t, uint16_t>, Listener>& listeners) const;
+
   const BpfObject& bpf_;
-  bool retransmits_, resets_, rtt_;
+  bool retransmits_, resets_, rtt_, windows_, sockets_;
   std::chrono::nanoseconds expiry_;
   mutable std::mutex mutex_;
   mutable WorkloadSeries series_;
   mutable LabelCap peers_;
+  // Counters built from values that can briefly step back (a connection leaves the scan before its
+  // close is counted; a listener closes): what each series last reported, and each listener's drops.
+  mutable std::map<Labels, Transfer> transfer_reported_;
+  mutable std::map<uint64_t, uint64_t> listener_drops_seen_;  // socket inode -> sk_drops
+  mutable std::map<std::pair<uint64_t, uint16_t>, uint64_t> listener_drops_;
+  mutable uint64_t scan_errors_ = 0;
 };
 
 // Drops by kernel drop reason: node-wide, and per workload where the socket is known.

@@ -23,6 +23,8 @@ void NetExporter::AddOptions(po::options_description& desc) {
     ("collector.rtt.sample-every", po::value<uint32_t>()->default_value(16),
      "Feed one tcp_probe event in N (per CPU) into the RTT histogram; each connection's handshake round trip "
      "is always in it.")
+    ("collector.windows", po::value<bool>()->default_value(true)->implicit_value(true),
+     "Congestion window and send/receive window histograms, sampled with the RTT (needs --collector.rtt).")
     ("collector.drops", po::value<bool>()->default_value(true)->implicit_value(true),
      "Packet drops by kernel drop reason (skb:kfree_skb).")
     ("collector.netstat", po::value<bool>()->default_value(true)->implicit_value(true),
@@ -45,15 +47,19 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
       {"resets", "TCP resets sent and received per workload and peer", false, {"connections"}, {}},
       {"rtt", "smoothed TCP RTT per workload and peer", false, {"connections"}, {}},
       {"drops", "packet drops by kernel drop reason", false, {}, {}},
+      {"sockets", "listeners' accept queues and drops, and the transfer of open connections, at scrape time",
+       false, {"connections"}, {}},
   };
   spec.hooks = {
       {"set_state", "connections", {"set_state_btf", "set_state_raw", "set_state_tp"}},
       {"destroy_sock", "connections", {"destroy_btf", "destroy_raw"}, /*optional=*/true},
       {"retransmit", "retransmits", {"retransmit_btf", "retransmit_raw"}},
+      {"retransmit_synack", "retransmits", {"retransmit_synack_btf", "retransmit_synack_raw"}},
       {"send_reset", "resets", {"send_reset_btf", "send_reset_raw"}},
       {"receive_reset", "resets", {"receive_reset_btf", "receive_reset_raw"}},
       {"probe", "rtt", {"probe_btf", "probe_raw"}},
       {"kfree_skb", "drops", {"drop_btf", "drop_raw"}},
+      {"socket_files", "sockets", {"socket_files"}},
   };
   spec.lost_reasons = {"socks_map_full", "conns_map_full", "listeners_map_full", "drops_map_full"};
   if (!vm["collector.rtt"].as<bool>()) spec.disabled_features.push_back("rtt");
@@ -64,6 +70,7 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
   const std::string btf = vm["btf-path"].as<std::string>();
   spec.SetConst<uint32_t>("rtt_sample_every", vm["collector.rtt.sample-every"].as<uint32_t>());
   spec.SetConst<bool>("rtt_enabled", vm["collector.rtt"].as<bool>());
+  spec.SetConst<bool>("windows_enabled", vm["collector.windows"].as<bool>());
   // 6.12 added err to tcp_retransmit_skb and the receiving socket to kfree_skb.
   spec.SetConst<bool>("retransmit_has_err", TracepointArgCount("tcp_retransmit_skb", btf) == 3);
   spec.SetConst<bool>("kfree_skb_has_rx_sk", TracepointArgCount("kfree_skb", btf) == 4);
@@ -76,7 +83,8 @@ std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> Ne
   auto expiry = ParseDuration("collector.peers.expiry", vm["collector.peers.expiry"].as<std::string>());
   collectors.emplace_back("connections",
                           std::make_shared<ConnCollector>(bpf, workloads_->MakeSeries(),
-                                                          vm["collector.peers.max"].as<size_t>(), expiry));
+                                                          vm["collector.peers.max"].as<size_t>(), expiry,
+                                                          vm["collector.windows"].as<bool>()));
   if (bpf.FeatureAvailable("drops"))
     collectors.emplace_back("drops", std::make_shared<DropCollector>(bpf, workloads_->MakeSeries(),
                                                                      vm["btf-path"].as<std::string>()));

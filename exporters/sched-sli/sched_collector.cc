@@ -184,17 +184,7 @@ void HungTaskMonitor::Start() {
 
 void HungTaskMonitor::Scan() {
   std::vector<sched_blocked_task> blocked;
-  bool ok = false;
-  if (int link = bpf_.LinkFd("blocked_tasks"); link >= 0) {
-    int fd = bpf_iter_create(link);
-    if (fd >= 0) {
-      sched_blocked_task rec;
-      ssize_t n;
-      while ((n = read(fd, &rec, sizeof(rec))) == sizeof(rec)) blocked.push_back(rec);
-      ok = n == 0;
-      close(fd);
-    }
-  }
+  bool ok = ReadIterator(bpf_.LinkFd("blocked_tasks"), blocked);
   uint64_t now = MonotonicNs();
   std::lock_guard lock(mutex_);
   if (!ok) {

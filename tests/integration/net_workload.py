@@ -4,11 +4,13 @@ The process first moves itself into CGROUP_DIR (cgroup v2), so that the exporter
 into the named network namespace (ip netns exec would hide the cgroup tree behind a new /sys); it
 prints "ready" once set up, and prints one result line at the end."""
 import ctypes
+import fcntl
 import json
 import os
 import socket
 import struct
 import sys
+import termios
 import threading
 import time
 
@@ -17,11 +19,12 @@ TCP_SYNCNT = 7
 
 def serve(port, mode, backlog):
     """accept: accept and send one byte, then close; linger0: accept and close with a reset;
-    never: listen and never accept."""
+    never: listen and never accept; sink: read everything; hold: accept and never read."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port))
     s.listen(backlog)
+    held = []
     print("ready", flush=True)
     if mode == "never":
         sys.stdin.read()
@@ -30,6 +33,9 @@ def serve(port, mode, backlog):
         c, _ = s.accept()
         if mode == "sink":
             threading.Thread(target=lambda c=c: (drain(c), c.close()), daemon=True).start()
+            continue
+        if mode == "hold":
+            held.append(c)
             continue
         if mode == "linger0":
             c.recv(1)  # the client's byte: the connection is up on both sides
@@ -94,6 +100,38 @@ def bulk(host, port, nbytes):
     return {"sent": sent}
 
 
+def bulk_held(host, port, nbytes):
+    """Sends nbytes, waits until the peer has acknowledged them all, says "sent" and keeps the connection
+    open until told to close (a stdin line)."""
+    s = socket.create_connection((host, port))
+    s.sendall(b"z" * nbytes)
+    while True:
+        unacked = fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0" * 4)  # SIOCOUTQ: sent, not yet acked
+        if struct.unpack("i", unacked)[0] == 0:
+            break
+        time.sleep(0.05)
+    print("sent", flush=True)
+    sys.stdin.readline()
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)
+    s.close()
+    return {"sent": nbytes}
+
+
+def stuff(host, port, seconds):
+    """Writes to a peer that does not read, for some seconds: its receive window closes."""
+    s = socket.create_connection((host, port))
+    s.setblocking(False)
+    sent, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            sent += s.send(b"w" * 65536)
+        except BlockingIOError:
+            time.sleep(0.05)
+    s.close()
+    return {"sent": sent}
+
+
 def syn_flood(host, port, count):
     """count non-blocking connects left pending, closed after a second (a full accept queue drops them)."""
     socks = []
@@ -129,6 +167,10 @@ def main():
                       parallel=len(args) > 3)
     elif cmd == "bulk":
         out = bulk(args[0], int(args[1]), int(args[2]))
+    elif cmd == "bulkheld":
+        out = bulk_held(args[0], int(args[1]), int(args[2]))
+    elif cmd == "stuff":
+        out = stuff(args[0], int(args[1]), float(args[2]))
     elif cmd == "synflood":
         out = syn_flood(args[0], int(args[1]), int(args[2]))
     else:

@@ -75,9 +75,10 @@ class Network:
             in_ns(ns, "ip", "link", "set", "lo", "up")
         # short SYN timeouts: a connect to a blackholed port fails in about 3 s
         in_ns(CLIENT_NS, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
-        in_ns(SERVER_NS, "nft", "add", "table", "inet", TAG)
-        in_ns(SERVER_NS, "nft", "add", "chain", "inet", TAG, "input",
-              "{ type filter hook input priority 0 ; policy accept ; }")
+        for ns in (SERVER_NS, CLIENT_NS):
+            in_ns(ns, "nft", "add", "table", "inet", TAG)
+            in_ns(ns, "nft", "add", "chain", "inet", TAG, "input",
+                  "{ type filter hook input priority 0 ; policy accept ; }")
 
     @staticmethod
     def down():
@@ -250,6 +251,59 @@ class Connections(NetTest):
         self.assertEqual(m.get("scry_net_sent_bytes_total", **server), 0)
         self.assertGreater(m.get("scry_net_rtt_seconds_count", **labels), 0)
 
+    def test_syn_and_synack_retransmits_agree_with_the_namespaces(self):
+        server_cg, server_label = self.w.cgroup("synack")
+        client_cg, client_label = self.w.cgroup("syn")
+        self.w.start(SERVER_NS, server_cg, "serve", self.port, "accept", 16)
+        # the SYN-ACKs are lost on the way to the client for 2.5 s: the client repeats its SYN (at 1 s),
+        # the server its SYN-ACK (its timer, and the repeated SYN)
+        in_ns(CLIENT_NS, "nft", "add", "rule", "inet", TAG, "input", "tcp", "sport", str(self.port),
+              "tcp", "flags", "&", "(syn|ack)", "==", "syn|ack", "drop")
+        truth = {ns: (netns_counter(ns, "/proc/net/netstat", "TcpExt", "TCPSynRetrans"),
+                      netns_counter(ns, "/proc/net/snmp", "Tcp", "RetransSegs")) for ns in (SERVER_NS, CLIENT_NS)}
+        p = self.w.start(CLIENT_NS, client_cg, "connect", SERVER_IP, self.port, 1, 4)
+        time.sleep(2.5)
+        in_ns(CLIENT_NS, "nft", "flush", "chain", "inet", TAG, "input")
+        out, _ = p.communicate(timeout=60)
+        self.assertEqual(json.loads(out), {"ok": 1})
+        for ns in truth:
+            truth[ns] = (netns_counter(ns, "/proc/net/netstat", "TcpExt", "TCPSynRetrans") - truth[ns][0],
+                         netns_counter(ns, "/proc/net/snmp", "Tcp", "RetransSegs") - truth[ns][1])
+        client = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port))
+        server = dict(cgroup=server_label, direction="server", peer="", port=str(self.port))
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **client) >= 1 and
+                              m.get("scry_net_connections_closed_total", 0, **server) >= 1)
+        for labels, ns in ((client, CLIENT_NS), (server, SERVER_NS)):
+            syn, segs = truth[ns]
+            self.assertGreater(syn, 0, ns)
+            self.assertEqual(m.get("scry_net_syn_retransmits_total", **labels), syn, labels)
+            # SYN-ACKs are in the server's retransmitted segments, as in the kernel's RetransSegs
+            self.assertEqual(m.get("scry_net_retransmitted_segments_total", **labels), segs, labels)
+
+    def test_open_connections_count_their_bytes_before_they_close(self):
+        nbytes = 3 << 20
+        server_cg, server_label = self.w.cgroup("opensink")
+        client_cg, client_label = self.w.cgroup("openbulk")
+        self.w.start(SERVER_NS, server_cg, "serve", self.port, "sink", 16)
+        p = self.w.start(CLIENT_NS, client_cg, "bulkheld", SERVER_IP, self.port, nbytes)
+        self.assertEqual(p.stdout.readline().strip(), "sent")  # and acknowledged
+        client = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port))
+        server = dict(cgroup=server_label, direction="server", peer="", port=str(self.port))
+        m = self.scrape_until(lambda m: m.get("scry_net_received_bytes_total", 0, **server) >= nbytes)
+        self.assertEqual(m.get("scry_net_connections_active", **client), 1)
+        self.assertEqual(m.get("scry_net_sent_bytes_total", **client), nbytes)
+        self.assertEqual(m.get("scry_net_received_bytes_total", **server), nbytes)
+        self.assertGreater(m.get("scry_net_sent_segments_total", **client), 0)
+        self.assertGreater(m.get("scry_net_received_segments_total", **server), 0)
+        p.stdin.write("\n")
+        p.stdin.flush()
+        p.communicate(timeout=60)
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **client) >= 1 and
+                              m.get("scry_net_connections_closed_total", 0, **server) >= 1)
+        # counted once: at the close the open transfer moves into the totals
+        self.assertEqual(m.get("scry_net_sent_bytes_total", **client), nbytes)
+        self.assertEqual(m.get("scry_net_received_bytes_total", **server), nbytes)
+
     def test_resets_sent_by_a_linger0_close_and_received(self):
         n = 5
         server_cg, server_label = self.w.cgroup("linger0")
@@ -267,7 +321,7 @@ class Connections(NetTest):
         self.assertEqual(m.get("scry_net_resets_sent_total", **client), 0)
 
     def test_listen_overflows_agree_with_the_namespace(self):
-        server_cg, _ = self.w.cgroup("backlog")
+        server_cg, server_label = self.w.cgroup("backlog")
         client_cg, _ = self.w.cgroup("flood")
         self.w.start(SERVER_NS, server_cg, "serve", self.port, "never", 1)
         netns = str(os.stat("/run/netns/" + SERVER_NS).st_ino)
@@ -275,21 +329,56 @@ class Connections(NetTest):
         before_truth = netns_counter(SERVER_NS, "/proc/net/netstat", "TcpExt", "ListenOverflows")
         before = self.scrape_until(lambda m: m.get("scry_net_listen_overflows_total", None, **labels) is not None)
         self.assertEqual(before.get("scry_net_listen_overflows_total", **labels), before_truth)
+        drops_before = netns_counter(SERVER_NS, "/proc/net/netstat", "TcpExt", "ListenDrops")
         self.w.run(CLIENT_NS, client_cg, "synflood", SERVER_IP, self.port, 20)
         truth = netns_counter(SERVER_NS, "/proc/net/netstat", "TcpExt", "ListenOverflows") - before_truth
+        drops = netns_counter(SERVER_NS, "/proc/net/netstat", "TcpExt", "ListenDrops") - drops_before
         m = self.exporter.scrape()
         self.assertGreater(truth, 0)
         self.assertEqual(delta(before, m, "scry_net_listen_overflows_total", **labels), truth)
+        # the listener's own count and queue, as ss shows them (Recv-Q: waiting for accept, Send-Q: backlog)
+        listener = dict(cgroup=server_label, port=str(self.port))
+        self.assertEqual(delta(before, m, "scry_net_listener_drops_total", **listener), drops)
+        queued, backlog = in_ns(SERVER_NS, "ss", "-ltnH", "sport", "= :%d" % self.port).split()[1:3]
+        self.assertEqual(m.get("scry_net_listen_queue_length", **listener), int(queued))
+        self.assertEqual(m.get("scry_net_listen_queue_capacity", **listener), int(backlog))
+        self.assertEqual(int(backlog), 1)
 
     def test_self_metrics_and_promtool(self):
         m = self.exporter.scrape()
-        for feature in ("connections", "retransmits", "resets", "rtt", "drops"):
+        for feature in ("connections", "retransmits", "resets", "rtt", "drops", "sockets"):
             self.assertEqual(m.get("scry_feature_available", feature=feature), 1, feature)
         self.assertTrue(m.has("scry_net_drops_total"))
         if shutil.which("promtool"):
             r = subprocess.run(["promtool", "check", "metrics"], input=self.exporter.scrape_text(),
                                capture_output=True, text=True, timeout=60)
             self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ""))
+
+
+class Windows(NetTest):
+    exporter_args = ("--collector.rtt.sample-every=1",)
+
+    def test_a_peer_that_does_not_read_closes_the_window(self):
+        server_cg, server_label = self.w.cgroup("noread")
+        client_cg, client_label = self.w.cgroup("stuffer")
+        self.w.start(SERVER_NS, server_cg, "serve", self.port, "hold", 16)
+        before = netns_counter(SERVER_NS, "/proc/net/netstat", "TcpExt", "TCPToZeroWindowAdv")
+        self.w.run(CLIENT_NS, client_cg, "stuff", SERVER_IP, self.port, 3)
+        self.assertGreater(netns_counter(SERVER_NS, "/proc/net/netstat", "TcpExt", "TCPToZeroWindowAdv"), before)
+        client = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port))
+        server = dict(cgroup=server_label, direction="server", peer="", port=str(self.port))
+        m = self.exporter.scrape()
+        # zero windows (le="1"): advertised by the server, seen by the client as its send window
+        self.assertGreater(m.get("scry_net_send_window_bytes_bucket", le="1", **client), 0)
+        self.assertGreater(m.get("scry_net_receive_window_bytes_bucket", le="1", **server), 0)
+        for labels in (client, server):
+            # one window sample with each RTT sample after the handshake's
+            n = m.get("scry_net_rtt_seconds_count", **labels) - 1
+            self.assertGreater(n, 0)
+            for name in ("scry_net_cwnd_segments", "scry_net_send_window_bytes", "scry_net_receive_window_bytes"):
+                self.assertEqual(m.get(name + "_count", **labels), n, (name, labels))
+        self.assertGreaterEqual(m.get("scry_net_cwnd_segments_sum", **client),
+                                m.get("scry_net_cwnd_segments_count", **client))  # at least one segment
 
 
 class Drops(NetTest):

@@ -4,6 +4,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <vector>
 
@@ -44,6 +47,22 @@ inline uint64_t SumPerCpu(int map_fd, uint32_t index) {
   if (bpf_map_lookup_elem(map_fd, &index, values.data()) == 0)
     for (uint64_t v : values) sum += v;
   return sum;
+}
+
+// Runs a BPF iterator (the link fd of an attached iter/ program) and appends the fixed-size records it
+// writes to out. False, with errno set, if it could not be run or read to the end.
+template <typename T>
+bool ReadIterator(int link_fd, std::vector<T>& out) {
+  if (link_fd < 0) return false;
+  int fd = bpf_iter_create(link_fd);
+  if (fd < 0) return false;
+  T rec;
+  ssize_t n;
+  while ((n = read(fd, &rec, sizeof(rec))) == sizeof(rec)) out.push_back(rec);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return n == 0;
 }
 
 }  // namespace scry

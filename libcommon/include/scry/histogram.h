@@ -18,6 +18,7 @@ struct HistogramShape {
 
 constexpr HistogramShape kLatencySeconds{SCRY_LATENCY_UNIT_NS, SCRY_LATENCY_MIN_LOG2, 1e9};
 constexpr HistogramShape kSizeBytes{SCRY_SIZE_UNIT_BYTES, SCRY_SIZE_MIN_LOG2, 1};
+constexpr HistogramShape kWindow{SCRY_WINDOW_UNIT, SCRY_WINDOW_MIN_LOG2, 1};
 
 // Upper bound of slot k in exported units; +Inf for the last slot.
 double SlotUpperBound(const HistogramShape& shape, int slot);
