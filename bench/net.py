@@ -4,6 +4,7 @@ with scry-net attached vs not, series count and RSS during churn. Prints a table
 
   sudo python3 bench/net.py [--bin build-net/bin/scry-net] [--duration 10] [--repeats 2]
   sudo python3 bench/net.py --bin old/scry-net --bin new/scry-net   # A/B: each repeat runs every binary
+  sudo python3 bench/net.py --soak 600 --rate 2000   # churn at a fixed rate: series, map entries, RSS over time
 
 Extra exporter flags (e.g. --collector.rtt.sample-every=1) go after "--".
 """
@@ -62,6 +63,59 @@ def churn(duration):
     return n / duration
 
 
+SOAK_SERVER = """
+import selectors, socket, sys
+sel = selectors.DefaultSelector()
+for port in map(int, sys.argv[1:]):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", port))
+    ls.listen(4096)
+    sel.register(ls, selectors.EVENT_READ)
+print("ready", flush=True)
+while True:
+    for key, _ in sel.select():
+        c, _ = key.fileobj.accept()
+        c.close()
+"""
+
+
+def soak(exporter, seconds, rate, peers=50, ports=(5401, 5402, 5403, 5404), every=60):
+    """Short connections at a fixed rate to `peers` loopback addresses x `ports` (a server process accepts
+    and closes); prints series, map entries and RSS of the exporter every `every` seconds."""
+    srv = subprocess.Popen([sys.executable, "-c", SOAK_SERVER, *map(str, ports)], stdout=subprocess.PIPE, text=True)
+    assert srv.stdout.readline().strip() == "ready"
+    print("| elapsed s | connections | conn/s | /metrics lines | scry_net_* series | conns map | socks map | RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    start = time.monotonic()
+    n, next_report = 0, every
+    try:
+        while True:
+            elapsed = time.monotonic() - start
+            if elapsed >= next_report or elapsed >= seconds:
+                m = exporter.scrape()
+                entries = {dict(ls)["map"]: v for ls, v in m.series("scry_bpf_map_entries").items()}
+                net = sum(1 for line in m.text.splitlines() if line.startswith("scry_net_"))
+                print("| %.0f | %d | %.0f | %d | %d | %d | %d | %d |" % (
+                    elapsed, n, n / elapsed, len(m.text.splitlines()), net, entries.get("conns", -1),
+                    entries.get("socks", -1), rss(exporter.proc.pid)), flush=True)
+                next_report += every
+                if elapsed >= seconds:
+                    return
+            # pace: connections due by now
+            due = int(elapsed * rate)
+            if n >= due:
+                time.sleep(0.001)
+                continue
+            s = socket.create_connection(("127.0.0.%d" % (2 + n % peers), ports[n % len(ports)]))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")  # no TIME_WAIT pile-up
+            s.close()
+            n += 1
+    finally:
+        srv.kill()
+        srv.wait()
+
+
 def stats(m):
     runs = {dict(ls)["program"]: v for ls, v in m.series("scry_bpf_program_runs_total").items()}
     ns = {dict(ls)["program"]: v * 1e9 for ls, v in m.series("scry_bpf_program_run_seconds_total").items()}
@@ -78,11 +132,18 @@ def main():
     ap.add_argument("--bin", action="append", default=[], help="scry-net binary; repeat for an A/B comparison")
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--soak", type=int, default=0, help="seconds of churn at --rate instead of the A/B runs")
+    ap.add_argument("--rate", type=int, default=2000, help="connections per second in --soak")
     ap.add_argument("flags", nargs="*", help="extra exporter flags (after --)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root")
     bins = [os.path.abspath(b) for b in a.bin] or [os.path.join(scrylib.BIN_DIR, "scry-net")]
+    if a.soak:
+        scrylib.BIN_DIR = os.path.dirname(bins[0])
+        with scrylib.Exporter("net", *a.flags) as e:
+            soak(e, a.soak, a.rate)
+        return
     base = {"iperf": [], "churn": []}
     with_ = {b: {"iperf": [], "churn": []} for b in bins}
     per_hook = {}

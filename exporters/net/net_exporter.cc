@@ -23,8 +23,9 @@ void NetExporter::AddOptions(po::options_description& desc) {
     ("collector.rtt.sample-every", po::value<uint32_t>()->default_value(16),
      "Feed one tcp_probe event in N (per CPU) into the RTT histogram; each connection's handshake round trip "
      "is always in it.")
-    ("collector.windows", po::value<bool>()->default_value(true)->implicit_value(true),
-     "Congestion window and send/receive window histograms, sampled with the RTT (needs --collector.rtt).")
+    ("collector.windows", po::value<bool>()->default_value(false)->implicit_value(true),
+     "Congestion window and send/receive window histograms, sampled with the RTT (needs --collector.rtt). "
+     "Adds 90 lines to each workload and peer's series.")
     ("collector.drops", po::value<bool>()->default_value(true)->implicit_value(true),
      "Packet drops by kernel drop reason (skb:kfree_skb).")
     ("collector.netstat", po::value<bool>()->default_value(true)->implicit_value(true),

@@ -239,7 +239,7 @@ def main():
 
         exporter_port, prom_port = free_port(), free_port()
         cmd = [binary, f"--web.listen-address=127.0.0.1:{exporter_port}", f"--path.rootfs={root}",
-               "--log.level=info"]
+               "--collector.windows", "--log.level=info"]
         exporter, exporter_log = start_exporter(env, "scry-net", cmd)
         rules_path = os.path.join(src, "alerts", "scry-net.rules.yml")
         prom, prom_log = start_prometheus(env, JOB, rules_path, exporter_port, prom_port)
@@ -289,10 +289,11 @@ def main():
         all_exprs = check_dashboard_exprs(prom, dashboard, values, range_s, expected_empty, rows, tag="all")
         pod_values, _ = dashboard_variables(prom, dashboard, {"datasource": "prometheus", "namespace": NAMESPACE,
                                                                "pod": POD}, use_all_value=True)
-        # server-side panels have no series of the client pod: checked with All above
+        # server-side and listener panels have no series of the client pod: checked with All above
         pod_rows = []
+        server_side = ('direction="server"', "handshake", "scry_net_listen_queue", "scry_net_listener_drops")
         check_dashboard_exprs(prom, dashboard, pod_values, range_s,
-                              lambda e: ["server side"] if 'direction="server"' in e or "handshake" in e else None,
+                              lambda e: ["server side"] if any(s in e for s in server_side) else None,
                               pod_rows, tag="pod")
         rows += pod_rows
 

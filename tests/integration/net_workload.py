@@ -132,6 +132,22 @@ def stuff(host, port, seconds):
     return {"sent": sent}
 
 
+def udp_hold(port):
+    """A UDP socket with a small receive buffer that is never read: datagrams past it are dropped."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.bind(("0.0.0.0", port))
+    print("ready", flush=True)
+    sys.stdin.read()
+
+
+def udp_send(host, port, count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(count):
+        s.sendto(b"u" * 1000, (host, port))
+    return {"sent": count}
+
+
 def syn_flood(host, port, count):
     """count non-blocking connects left pending, closed after a second (a full accept queue drops them)."""
     socks = []
@@ -158,6 +174,9 @@ def main():
     if cmd == "serve":
         serve(int(args[0]), args[1], int(args[2]))
         return
+    if cmd == "udphold":
+        udp_hold(int(args[0]))
+        return
     if args and args[-1] == "--wait":  # start when told to (stdin line)
         args = args[:-1]
         print("ready", flush=True)
@@ -171,6 +190,8 @@ def main():
         out = bulk_held(args[0], int(args[1]), int(args[2]))
     elif cmd == "stuff":
         out = stuff(args[0], int(args[1]), float(args[2]))
+    elif cmd == "udpsend":
+        out = udp_send(args[0], int(args[1]), int(args[2]))
     elif cmd == "synflood":
         out = syn_flood(args[0], int(args[1]), int(args[2]))
     else:

@@ -106,7 +106,7 @@ class Workloads:
             argv.insert(1, "-X" + marker)  # a harmless interpreter option that shows in the command line
         p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.procs.append(p)
-        if args[0] == "serve" or args[-1] == "--wait":
+        if args[0] in ("serve", "udphold") or args[-1] == "--wait":
             line = p.stdout.readline()
             if line.strip() != "ready":
                 raise AssertionError("workload %s did not start: %r" % (args, line))
@@ -349,6 +349,8 @@ class Connections(NetTest):
         for feature in ("connections", "retransmits", "resets", "rtt", "drops", "sockets"):
             self.assertEqual(m.get("scry_feature_available", feature=feature), 1, feature)
         self.assertTrue(m.has("scry_net_drops_total"))
+        self.assertTrue(m.has("scry_net_listen_queue_capacity"))
+        self.assertFalse(m.has("scry_net_cwnd_segments_count"))  # --collector.windows is off by default
         if shutil.which("promtool"):
             r = subprocess.run(["promtool", "check", "metrics"], input=self.exporter.scrape_text(),
                                capture_output=True, text=True, timeout=60)
@@ -356,7 +358,7 @@ class Connections(NetTest):
 
 
 class Windows(NetTest):
-    exporter_args = ("--collector.rtt.sample-every=1",)
+    exporter_args = ("--collector.rtt.sample-every=1", "--collector.windows")
 
     def test_a_peer_that_does_not_read_closes_the_window(self):
         server_cg, server_label = self.w.cgroup("noread")
@@ -393,6 +395,19 @@ class Drops(NetTest):
         m = self.scrape_until(lambda m: delta(before, m, "scry_net_drops_total", reason="no_socket",
                                                protocol="") >= n)
         self.assertGreaterEqual(delta(before, m, "scry_net_drops_total", reason="no_socket", protocol=""), n)
+
+    def test_udp_receive_buffer_drops_of_the_socket_owner(self):
+        # a receiver that never reads, with a 4 KiB buffer: the kernel's RcvbufErrors of its namespace
+        receiver_cg, receiver_label = self.w.cgroup("udphold")
+        sender_cg, _ = self.w.cgroup("udpsend")
+        self.w.start(SERVER_NS, receiver_cg, "udphold", self.port)
+        truth = netns_counter(SERVER_NS, "/proc/net/snmp", "Udp", "RcvbufErrors")
+        labels = dict(cgroup=receiver_label, reason="socket_rcvbuff", protocol="udp")
+        self.w.run(CLIENT_NS, sender_cg, "udpsend", SERVER_IP, self.port, 200)
+        truth = netns_counter(SERVER_NS, "/proc/net/snmp", "Udp", "RcvbufErrors") - truth
+        self.assertGreater(truth, 100)
+        m = self.scrape_until(lambda m: m.get("scry_net_workload_drops_total", 0, **labels) >= truth)
+        self.assertEqual(m.get("scry_net_workload_drops_total", **labels), truth)
 
 
 class Filter(NetTest):
