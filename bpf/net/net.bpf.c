@@ -31,10 +31,12 @@ const volatile bool windows_enabled = true;      /* window histograms with each 
 const volatile bool retransmit_has_err = false;  /* tcp_retransmit_skb passes err (6.12+) */
 const volatile bool kfree_skb_has_rx_sk = false; /* kfree_skb passes the receiving socket (6.12+) */
 
-/* Tracked sockets, by address until tcp_destroy_sock. (Socket local storage was measured slower here:
- * its allocation at each connect costs more than this preallocated hash; see bench/README.md.) */
+/* Tracked sockets, by address until tcp_destroy_sock (attached whenever inet_sock_set_state is).
+ * A plain preallocated hash: its updates and deletes take per-CPU free lists, an LRU hash's take one
+ * lock for all CPUs. (Socket local storage was measured slower still: its allocation at each connect
+ * costs more; see bench/README.md.) */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64); /* struct sock * */
 	__type(value, struct net_sock);
@@ -150,6 +152,25 @@ static __always_inline void client_key(struct sock *sk, struct net_conn_key *key
 		*(__u32 *)key->addr = RD(btf, sk, __sk_common.skc_daddr);
 }
 
+/* The series of a listener's connections (sk: the listener or one of its children), if observed: by
+ * the listener's owner when it was seen listening, else by the socket's cgroup. */
+static __always_inline bool server_key(struct sock *sk, struct net_conn_key *key, bool btf)
+{
+	struct net_listener_key lkey = {};
+	struct net_listener *l;
+
+	key->cgroup_id = sock_cgroup_id(sk, btf);
+	lkey.netns = sock_netns(sk, btf);
+	lkey.port = RD(btf, sk, __sk_common.skc_num);
+	l = bpf_map_lookup_elem(&listeners, &lkey);
+	if (!(l ? l->observed : scry_observed(key->cgroup_id, 0)))
+		return false;
+	key->family = RD(btf, sk, __sk_common.skc_family);
+	key->direction = NET_DIR_SERVER;
+	key->port = lkey.port;
+	return true;
+}
+
 static __always_inline __u32 fail_reason(struct sock *sk, bool btf)
 {
 	switch (RD(btf, sk, sk_err)) {
@@ -244,21 +265,10 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 		return;
 	}
 	if (new == TCP_SYN_RECV && old != TCP_SYN_SENT) {
-		/* A child of a listener, created in softirq at the handshake's final ACK: it carries the
-		 * listener's cgroup; the filter goes by the listener's owner when it was seen listening. */
-		struct net_listener *l;
-		bool observed;
-
-		ns.key.cgroup_id = sock_cgroup_id(sk, btf);
-		lkey.netns = sock_netns(sk, btf);
-		lkey.port = RD(btf, sk, __sk_common.skc_num);
-		l = bpf_map_lookup_elem(&listeners, &lkey);
-		observed = l ? l->observed : scry_observed(ns.key.cgroup_id, 0);
-		if (!observed)
+		/* a child of a listener, created in softirq at the handshake's final ACK: it carries the
+		 * listener's cgroup */
+		if (!server_key(sk, &ns.key, btf))
 			return;
-		ns.key.family = RD(btf, sk, __sk_common.skc_family);
-		ns.key.direction = NET_DIR_SERVER;
-		ns.key.port = lkey.port;
 		ns.start_ns = now;
 		track(sk, &ns);
 		return;
@@ -336,19 +346,11 @@ static __always_inline void on_retransmit(struct sock *sk, struct sk_buff *skb, 
  * workload and port, like the connections it accepts. */
 static __always_inline void on_retransmit_synack(struct sock *listener, bool btf)
 {
-	struct net_conn_key key = {.direction = NET_DIR_SERVER};
-	struct net_listener_key lkey = {};
+	struct net_conn_key key = {};
 	struct net_conn_stats *st;
-	struct net_listener *l;
 
-	key.cgroup_id = sock_cgroup_id(listener, btf);
-	lkey.netns = sock_netns(listener, btf);
-	lkey.port = RD(btf, listener, __sk_common.skc_num);
-	l = bpf_map_lookup_elem(&listeners, &lkey);
-	if (!(l ? l->observed : scry_observed(key.cgroup_id, 0)))
+	if (!server_key(listener, &key, btf))
 		return;
-	key.family = RD(btf, listener, __sk_common.skc_family);
-	key.port = lkey.port;
 	st = conn_stats(&key);
 	if (!st)
 		return;
@@ -477,6 +479,13 @@ SEC("raw_tp/tcp_destroy_sock")
 int destroy_raw(__u64 *ctx)
 {
 	on_destroy((struct sock *)ctx[0]);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_destroy_sock")
+int destroy_tp(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	on_destroy((struct sock *)ctx->skaddr);
 	return 0;
 }
 

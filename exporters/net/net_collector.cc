@@ -70,7 +70,7 @@ std::string ReadFile(const std::string& path) {
 }  // namespace
 
 ConnCollector::ConnCollector(const BpfObject& bpf, WorkloadSeries series, size_t max_peers,
-                             std::chrono::nanoseconds expiry, bool windows)
+                             std::chrono::nanoseconds expiry, bool windows, std::shared_ptr<PodAddresses> pods)
     : bpf_(bpf),
       retransmits_(bpf.FeatureAvailable("retransmits")),
       resets_(bpf.FeatureAvailable("resets")),
@@ -79,7 +79,8 @@ ConnCollector::ConnCollector(const BpfObject& bpf, WorkloadSeries series, size_t
       sockets_(bpf.FeatureAvailable("sockets")),
       expiry_(expiry),
       series_(std::move(series)),
-      peers_(max_peers, "other") {}
+      peers_(max_peers, "other"),
+      pods_(std::move(pods)) {}
 
 void ConnCollector::ScanSockets(std::map<std::string, Transfer>& open,
                                 std::map<std::pair<uint64_t, uint16_t>, Listener>& listeners) const {
@@ -144,6 +145,8 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
     }
     bool client = k.direction == NET_DIR_CLIENT;
     std::string peer = client ? FormatAddress(k.family, k.addr) : "";
+    if (client && pods_)
+      if (std::string pod = pods_->Pod(peer); !pod.empty()) peer = std::move(pod);
     std::string port = std::to_string(k.port);
     std::string direction = client ? "client" : "server";
     const std::string& slot = peers_.Map(GroupKey(verdict.labels), direction + " " + peer + " " + port);
@@ -307,6 +310,13 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
     for (auto* f : {&cwnd, &snd_wnd, &rcv_wnd}) out.push_back(std::move(*f));
   if (sockets_)
     for (auto* f : {&queue_len, &queue_max, &listener_drops}) out.push_back(std::move(*f));
+  if (pods_) {
+    auto known = MakeFamily("scry_net_peer_pod_addresses",
+                            "Addresses of this node's pods known for naming peers (--collector.peers.pod-names).",
+                            MetricType::Gauge);
+    AddGauge(known, {}, static_cast<double>(pods_->size()));
+    out.push_back(std::move(known));
+  }
   return out;
 }
 

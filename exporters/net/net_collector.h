@@ -12,6 +12,7 @@
 #include <string>
 
 #include "scry/bpf_loader.h"
+#include "scry/pod_addresses.h"
 #include "scry/procnet.h"
 #include "scry/workloads.h"
 
@@ -24,8 +25,9 @@ namespace scry::net {
 // With the socket iterator, byte and segment counts include the open connections' transfer so far.
 class ConnCollector : public prometheus::Collectable {
  public:
+  // pods: names client-side peers that are pods of this node "namespace/pod"; null to keep addresses.
   ConnCollector(const BpfObject& bpf, WorkloadSeries series, size_t max_peers, std::chrono::nanoseconds expiry,
-                bool windows);
+                bool windows, std::shared_ptr<PodAddresses> pods);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
@@ -45,6 +47,7 @@ class ConnCollector : public prometheus::Collectable {
   mutable std::mutex mutex_;
   mutable WorkloadSeries series_;
   mutable LabelCap peers_;
+  std::shared_ptr<PodAddresses> pods_;
   // Counters built from values that can briefly step back (a connection leaves the scan before its
   // close is counted; a listener closes): what each series last reported, and each listener's drops.
   mutable std::map<Labels, Transfer> transfer_reported_;

@@ -16,6 +16,9 @@ void NetExporter::AddOptions(po::options_description& desc) {
     ("collector.peers.max", po::value<size_t>()->default_value(200),
      "Most peers (direction, address, port) per workload with series of their own; the rest are summed "
      "into peer=\"other\".")
+    ("collector.peers.pod-names", po::value<bool>()->default_value(false)->implicit_value(true),
+     "Show client-side peers that are pods of this node as peer=\"namespace/pod\" (their addresses are read "
+     "from the pods' network namespaces; other peers stay addresses).")
     ("collector.peers.expiry", po::value<std::string>()->default_value("5m"),
      "A peer with no open connection and no event for this long loses its series.")
     ("collector.rtt", po::value<bool>()->default_value(true)->implicit_value(true),
@@ -53,7 +56,7 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
   };
   spec.hooks = {
       {"set_state", "connections", {"set_state_btf", "set_state_raw", "set_state_tp"}},
-      {"destroy_sock", "connections", {"destroy_btf", "destroy_raw"}, /*optional=*/true},
+      {"destroy_sock", "connections", {"destroy_btf", "destroy_raw", "destroy_tp"}},
       {"retransmit", "retransmits", {"retransmit_btf", "retransmit_raw"}},
       {"retransmit_synack", "retransmits", {"retransmit_synack_btf", "retransmit_synack_raw"}},
       {"send_reset", "resets", {"send_reset_btf", "send_reset_raw"}},
@@ -85,7 +88,10 @@ std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> Ne
   collectors.emplace_back("connections",
                           std::make_shared<ConnCollector>(bpf, workloads_->MakeSeries(),
                                                           vm["collector.peers.max"].as<size_t>(), expiry,
-                                                          vm["collector.windows"].as<bool>()));
+                                                          vm["collector.windows"].as<bool>(),
+                                                          vm["collector.peers.pod-names"].as<bool>()
+                                                              ? std::make_shared<PodAddresses>(workloads_->resolver())
+                                                              : nullptr));
   if (bpf.FeatureAvailable("drops"))
     collectors.emplace_back("drops", std::make_shared<DropCollector>(bpf, workloads_->MakeSeries(),
                                                                      vm["btf-path"].as<std::string>()));

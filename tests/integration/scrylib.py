@@ -167,6 +167,24 @@ def cgroup(name):
             remove_cgroup(level)
 
 
+@contextlib.contextmanager
+def kubelet_node(namespace, pod, uid, container, container_id, qos="besteffort"):
+    """A node root for --path.rootfs (the host's /proc and /sys, and the kubelet's log files of one pod)
+    and the pod's container cgroup (systemd driver, containerd). Yields (root, container cgroup dir)."""
+    pod_slice = "kubepods.slice/kubepods-{0}.slice/kubepods-{0}-pod{1}.slice".format(qos, uid.replace("-", "_"))
+    with tempfile.TemporaryDirectory() as root:
+        os.symlink("/proc", os.path.join(root, "proc"))
+        os.symlink("/sys", os.path.join(root, "sys"))
+        log = "var/log/pods/%s_%s_%s/%s/0.log" % (namespace, pod, uid, container)
+        os.makedirs(os.path.dirname(os.path.join(root, log)))
+        open(os.path.join(root, log), "w").close()
+        os.makedirs(os.path.join(root, "var/log/containers"))
+        os.symlink("/" + log, os.path.join(root, "var/log/containers",
+                                           "%s_%s_%s-%s.log" % (pod, namespace, container, container_id)))
+        with cgroup(os.path.join(pod_slice, "cri-containerd-%s.scope" % container_id)) as path:
+            yield root, path
+
+
 def popen_in_cgroup(cgroup_dir, argv, **kw):
     """Starts argv as a process that joins the cgroup before it execs."""
     procs = os.path.join(cgroup_dir, "cgroup.procs")

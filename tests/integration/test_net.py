@@ -383,6 +383,56 @@ class Windows(NetTest):
                                 m.get("scry_net_cwnd_segments_count", **client))  # at least one segment
 
 
+class PeerPods(NetTest):
+    """--collector.peers.pod-names: a server in a pod's cgroup, in the server namespace, names its address."""
+    uid = "3f0b5a62-9c1d-4e7a-8b2f-6d5c4a3b2e1f"
+    container_id = "c0ffee" + "0" * 58
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            return
+        cls.node = scrylib.kubelet_node("shop", "cart-7d4b9c", cls.uid, "app", cls.container_id)
+        cls.root, cls.pod_cgroup = cls.node.__enter__()
+        cls.exporter_args = ("--collector.peers.pod-names", "--path.rootfs=" + cls.root)
+        try:
+            super().setUpClass()
+        except Exception:
+            cls.node.__exit__(None, None, None)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if os.geteuid() != 0:
+            return
+        super().tearDownClass()
+        cls.node.__exit__(None, None, None)
+
+    def test_a_pod_peer_is_named_by_its_pod(self):
+        n = 10
+        self.w.start(SERVER_NS, self.pod_cgroup, "serve", self.port, "accept", 64)
+        client_cg, client_label = self.w.cgroup("podclient")
+        self.assertEqual(self.w.run(CLIENT_NS, client_cg, "connect", SERVER_IP, self.port, n), {"ok": n})
+        named = dict(cgroup=client_label, direction="client", peer="shop/cart-7d4b9c", port=str(self.port))
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **named) >= n)
+        self.assertEqual(m.get("scry_net_connections_opened_total", **named), n)
+        self.assertIsNone(m.get("scry_net_connections_opened_total", None, cgroup=client_label, peer=SERVER_IP))
+        self.assertGreaterEqual(m.get("scry_net_peer_pod_addresses"), 1)
+        # the server side is the pod, with its labels
+        self.assertEqual(m.get("scry_net_connections_opened_total", namespace="shop", pod="cart-7d4b9c",
+                               container="app", direction="server", port=str(self.port)), n)
+
+    def test_an_address_of_no_pod_stays_an_address(self):
+        n = 3
+        server_cg, _ = self.w.cgroup("hostserver")
+        client_cg, client_label = self.w.cgroup("hostclient")
+        self.w.start(CLIENT_NS, server_cg, "serve", self.port, "accept", 64)
+        self.assertEqual(self.w.run(SERVER_NS, client_cg, "connect", CLIENT_IP, self.port, n), {"ok": n})
+        labels = dict(cgroup=client_label, direction="client", peer=CLIENT_IP, port=str(self.port))
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **labels) >= n)
+        self.assertEqual(m.get("scry_net_connections_opened_total", **labels), n)
+
+
 class Drops(NetTest):
     def test_drops_by_reason_no_socket(self):
         # a SYN to a closed port: answered by a reset; a UDP datagram to a closed port is dropped

@@ -304,19 +304,8 @@ class Workloads(unittest.TestCase):
     def test_pod_labels_from_kubelet_files(self):
         uid = "5be17a95-7307-4746-a6ec-3cb210ebc301"
         cid = "8e35c2cd3bf6641bdb0e2050b76932cbb2e6034a0ddacc1d9bea82a6ba57f7cf"
-        pod_slice = "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod%s.slice" % uid.replace("-", "_")
-        with tempfile.TemporaryDirectory() as root:
-            # A node root: the host's /proc and /sys, and the kubelet's log files of one pod.
-            os.symlink("/proc", os.path.join(root, "proc"))
-            os.symlink("/sys", os.path.join(root, "sys"))
-            pod_dir = os.path.join(root, "var/log/pods", "shop_cart-7d4b9c_%s" % uid, "app")
-            os.makedirs(pod_dir)
-            open(os.path.join(pod_dir, "0.log"), "w").close()
-            os.makedirs(os.path.join(root, "var/log/containers"))
-            os.symlink("/var/log/pods/shop_cart-7d4b9c_%s/app/0.log" % uid,
-                       os.path.join(root, "var/log/containers", "cart-7d4b9c_shop_app-%s.log" % cid))
-            with cgroup(os.path.join(pod_slice, "cri-containerd-%s.scope" % cid)) as container, \
-                    Exporter("sched-sli", "--path.rootfs=" + root) as exporter:
+        with scrylib.kubelet_node("shop", "cart-7d4b9c", uid, "app", cid, qos="burstable") as (root, container):
+            with Exporter("sched-sli", "--path.rootfs=" + root) as exporter:
                 popen_in_cgroup(container, [PY, "-c", "import time\nfor _ in range(5): time.sleep(0.01)"]).wait()
                 m = wait_until(lambda: (lambda m: m if m.get("scry_sched_offcpu_seconds_count", pod="cart-7d4b9c",
                                                              reason="sleep") else None)(exporter.scrape()))
