@@ -228,7 +228,6 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 	struct net_conn_stats *st;
 	struct net_sock *s, ns = {};
 	struct tcp_sock *tp;
-	__u64 now;
 	__u32 srtt;
 
 	/* most transitions (FIN_WAIT*, CLOSE_WAIT, LAST_ACK...) end here */
@@ -253,14 +252,13 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 		return;
 	}
 
-	now = bpf_ktime_get_ns();
 	if (new == TCP_SYN_SENT) {
 		/* connect(), in the caller's context */
 		ns.key.cgroup_id = sock_cgroup_id(sk, btf);
 		if (!scry_observed(ns.key.cgroup_id, bpf_get_current_pid_tgid() >> 32))
 			return;
 		client_key(sk, &ns.key, btf);
-		ns.start_ns = now;
+		ns.start_ns = bpf_ktime_get_ns();
 		track(sk, &ns);
 		return;
 	}
@@ -269,7 +267,6 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 		 * listener's cgroup */
 		if (!server_key(sk, &ns.key, btf))
 			return;
-		ns.start_ns = now;
 		track(sk, &ns);
 		return;
 	}
@@ -287,12 +284,11 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 		tp = tcp_of(sk, btf);
 		srtt = tp ? RD(btf, tp, srtt_us) >> 3 : 0;
 		if (s->key.direction == NET_DIR_CLIENT)
-			scry_hist_add_latency(&st->connect, now - s->start_ns);
+			scry_hist_add_latency(&st->connect, bpf_ktime_get_ns() - s->start_ns);
 		else if (srtt)
 			scry_hist_add_latency(&st->handshake, (__u64)srtt * 1000);
 		if (srtt && rtt_enabled)
 			scry_hist_add_latency(&st->rtt, (__u64)srtt * 1000);
-		st->last_ns = now;
 		return;
 	}
 	if (new == TCP_CLOSE) {
@@ -309,7 +305,6 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 			if (reason < NET_FAIL_NR)
 				__sync_fetch_and_add(&st->failed[reason], 1);
 		}
-		st->last_ns = now;
 		/* the entry stays until tcp_destroy_sock: a reset may still be sent (SO_LINGER 0) */
 	}
 }
@@ -339,7 +334,6 @@ static __always_inline void on_retransmit(struct sock *sk, struct sk_buff *skb, 
 	__sync_fetch_and_add(&st->retrans_segs, segs ? segs : 1);
 	if (RD(btf, sk, __sk_common.skc_state) == TCP_SYN_SENT)
 		__sync_fetch_and_add(&st->syn_retrans, 1);
-	st->last_ns = bpf_ktime_get_ns();
 }
 
 /* A listener retransmitted a SYN-ACK (its timer, or a repeated SYN): counted for the listener's
@@ -356,7 +350,6 @@ static __always_inline void on_retransmit_synack(struct sock *listener, bool btf
 		return;
 	__sync_fetch_and_add(&st->retrans_segs, 1);
 	__sync_fetch_and_add(&st->syn_retrans, 1);
-	st->last_ns = bpf_ktime_get_ns();
 }
 
 static __always_inline void on_reset(struct sock *sk, bool sent, bool btf)
@@ -369,7 +362,6 @@ static __always_inline void on_reset(struct sock *sk, bool sent, bool btf)
 		__sync_fetch_and_add(&st->resets_sent, 1);
 	else
 		__sync_fetch_and_add(&st->resets_received, 1);
-	st->last_ns = bpf_ktime_get_ns();
 }
 
 /* One event per received segment on every TCP socket: between samples, a per-CPU count is all it costs

@@ -39,7 +39,6 @@ struct net_conn_stats {
 	__u64 bytes_received;
 	__u64 segs_sent;
 	__u64 segs_received;
-	__u64 last_ns; /* bpf_ktime_get_ns() of the last update, for expiry */
 	struct scry_hist connect;   /* client: SYN sent to established */
 	struct scry_hist handshake; /* server: SYN-ACK sent to the handshake's final ACK */
 	struct scry_hist rtt;       /* smoothed RTT: at establishment, then sampled received segments */
@@ -52,7 +51,7 @@ struct net_conn_stats {
 /* A socket being tracked (connections seen from their start). */
 struct net_sock {
 	struct net_conn_key key;
-	__u64 start_ns;
+	__u64 start_ns; /* client: when the SYN was sent */
 	__u8 established;
 	__u8 pad[7];
 };

@@ -28,7 +28,7 @@ const char* kFailReasons[NET_FAIL_NR] = {"refused", "timed_out", "reset", "other
 
 uint64_t MonotonicNs() {
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + ts.tv_nsec;
 }
 
@@ -133,13 +133,21 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
 
   std::map<Labels, net_conn_stats> series;
   std::vector<net_conn_key> expired;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> activity;
   series_.Begin();
   peers_.Begin();
   for (auto& [k, s] : entries) {
     auto verdict = series_.Label(k.cgroup_id);
     if (verdict.action == WorkloadSeries::Action::kDelete) expired.push_back(k);
     if (verdict.action != WorkloadSeries::Action::kExport) continue;
-    if (s.opened == s.closed && s.last_ns + static_cast<uint64_t>(expiry_.count()) < now) {
+    // when the entry's counts last moved, as seen from here (no clock read in the kernel's hot path)
+    uint64_t events = s.opened + s.closed + s.retrans_segs + s.resets_sent + s.resets_received;
+    for (auto f : s.failed) events += f;
+    auto& [count, since] = activity[KeyBytes(k)];
+    auto old = activity_.find(KeyBytes(k));
+    count = events;
+    since = old != activity_.end() && old->second.first == events ? old->second.second : now;
+    if (s.opened == s.closed && since + static_cast<uint64_t>(expiry_.count()) < now) {
       expired.push_back(k);  // no open connection, quiet for the expiry time
       continue;
     }
@@ -181,6 +189,7 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
   }
   series_.End();
   peers_.End();
+  activity_ = std::move(activity);
   // byte and segment counters never step back (see transfer_reported_)
   std::map<Labels, Transfer> reported;
   for (auto& [labels, s] : series) {

@@ -54,6 +54,8 @@ class ConnCollector : public prometheus::Collectable {
   mutable std::map<uint64_t, uint64_t> listener_drops_seen_;  // socket inode -> sk_drops
   mutable std::map<std::pair<uint64_t, uint16_t>, uint64_t> listener_drops_;
   mutable uint64_t scan_errors_ = 0;
+  // per entry of the conns map: the sum of its event counts and when that sum last changed (monotonic ns)
+  mutable std::map<std::string, std::pair<uint64_t, uint64_t>> activity_;
 };
 
 // Drops by kernel drop reason: node-wide, and per workload where the socket is known.

@@ -383,6 +383,32 @@ class Windows(NetTest):
                                 m.get("scry_net_cwnd_segments_count", **client))  # at least one segment
 
 
+class Expiry(NetTest):
+    exporter_args = ("--collector.peers.expiry=2s",)
+
+    def test_quiet_peers_expire_open_ones_stay(self):
+        server_cg, _ = self.w.cgroup("expiryserver")
+        client_cg, client_label = self.w.cgroup("expiryclient")
+        quiet_port, open_port = self.port, self.port + 100
+        self.w.start(SERVER_NS, server_cg, "serve", quiet_port, "accept", 16)
+        self.w.start(SERVER_NS, server_cg, "serve", open_port, "sink", 16)
+        held = self.w.start(CLIENT_NS, client_cg, "bulkheld", SERVER_IP, open_port, 1000)
+        self.assertEqual(held.stdout.readline().strip(), "sent")
+        self.assertEqual(self.w.run(CLIENT_NS, client_cg, "connect", SERVER_IP, quiet_port, 3), {"ok": 3})
+        quiet = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(quiet_port))
+        still_open = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(open_port))
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **quiet) == 3)
+        self.assertEqual(m.get("scry_net_connections_active", **still_open), 1)
+        # quiet for 2 s after its counts last moved: gone; the open connection's peer stays
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_opened_total", None, **quiet) is None)
+        self.assertIsNone(m.get("scry_net_connections_opened_total", None, **quiet))
+        self.assertEqual(m.get("scry_net_connections_active", **still_open), 1)
+        # a new connection starts the series again from zero
+        self.assertEqual(self.w.run(CLIENT_NS, client_cg, "connect", SERVER_IP, quiet_port, 1), {"ok": 1})
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **quiet) >= 1)
+        self.assertEqual(m.get("scry_net_connections_opened_total", **quiet), 1)
+
+
 class PeerPods(NetTest):
     """--collector.peers.pod-names: a server in a pod's cgroup, in the server namespace, names its address."""
     uid = "3f0b5a62-9c1d-4e7a-8b2f-6d5c4a3b2e1f"
