@@ -551,7 +551,123 @@ class SchedWork:
                     time.sleep(0.05)
 
 
-PROFILES = {"scry-block": BlockWork, "scry-sched-sli": SchedWork}
+class MemWork:
+    """scry-mem-sli: a root process in a cgroup of its own that maps 64 anonymous pages, touches each
+    and unmaps them, in a loop: its faults and mapped bytes are counted in its cgroup."""
+    PAGES = 64
+    serve_opts = []
+    extra_features = {}
+    tracepoint_id = "/sys/kernel/tracing/events/exceptions/page_fault_user/id"
+    readable = ["/sys/kernel/btf/vmlinux", "/sys/fs/cgroup", "/proc/1/cgroup"]
+
+    def __init__(self):
+        self.proc = None
+        self.cgroup_dir = None
+        self.label = None
+
+    def prepare(self, tmp):
+        root = e2elib.cgroup2_root()
+        if not root:
+            raise Skip("no cgroup v2 hierarchy mounted")
+        self.cgroup_dir = os.path.join(root, os.path.basename(tmp))
+        os.mkdir(self.cgroup_dir)
+        self.label = "/" + os.path.basename(tmp)
+        procs = os.path.join(self.cgroup_dir, "cgroup.procs")
+
+        def enter():
+            die_with_parent()
+            with open(procs, "w") as f:
+                f.write("0")
+        code = ("import mmap, time\n"
+                "while True:\n"
+                f"    m = mmap.mmap(-1, {self.PAGES} * 4096)\n"
+                f"    for i in range({self.PAGES}): m[i * 4096] = 1\n"
+                "    m.close()\n"
+                "    time.sleep(0.05)")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], preexec_fn=enter)
+
+    def verify(self, port, first):
+        sel = f'cgroup="{self.label}"'
+        state = {}
+
+        def counted(name, text):
+            return sum(v for k, v in metric_values(text, name).items() if sel in k)
+
+        def seen():
+            state["text"] = scrape(port)
+            return state["text"] if counted("scry_mem_page_faults_total", state["text"]) >= 2 * self.PAGES else None
+        try:
+            text = e2elib.wait_for("the mapping loop counted", seen, 20)
+        except RuntimeError:
+            text = state.get("text", "")
+        faults = counted("scry_mem_page_faults_total", text)
+        mapped = counted("scry_mem_vm_mapped_bytes_total", text)
+        check(faults >= 2 * self.PAGES, f"sandbox: page faults of {self.label} counted ({faults:g} >= {2 * self.PAGES})")
+        check(mapped >= 2 * self.PAGES * 4096, f"sandbox: mapped bytes of {self.label} counted ({mapped:g})")
+        return text
+
+    def extra_controls(self, sandbox, tmp):
+        pass
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.cgroup_dir:
+            for _ in range(100):
+                try:
+                    os.rmdir(self.cgroup_dir)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+class NetWork:
+    """scry-net: 10 TCP connections over the loopback from this (root) process to a listener of its own:
+    opened on both sides exactly 10 times for that port."""
+    CONNECTIONS = 10
+    serve_opts = []
+    extra_features = {}
+    tracepoint_id = "/sys/kernel/tracing/events/sock/inet_sock_set_state/id"
+    readable = ["/sys/kernel/btf/vmlinux", "/sys/fs/cgroup", "/proc/1/cgroup", "/proc/1/net/netstat"]
+
+    def prepare(self, tmp):
+        pass
+
+    def verify(self, port, first):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        lport = listener.getsockname()[1]
+        for _ in range(self.CONNECTIONS):
+            c = socket.create_connection(("127.0.0.1", lport))
+            listener.accept()[0].close()
+            c.close()
+        listener.close()
+        client = ('direction="client"', 'peer="127.0.0.1"', f'port="{lport}"')
+        server = ('direction="server"', 'peer=""', f'port="{lport}"')
+
+        def opened(text, side):
+            return sum(v for k, v in metric_values(text, "scry_net_connections_opened_total").items()
+                       if all(label in k for label in side))
+        text = e2elib.wait_for("the connections counted", lambda: (lambda t: t if opened(t, client) >= self.CONNECTIONS
+                                                                  else None)(scrape(port)), 20)
+        for name, side in (("client", client), ("server", server)):
+            check(opened(text, side) == self.CONNECTIONS,
+                  f"sandbox: {name} side of {self.CONNECTIONS} loopback connections to :{lport} counted "
+                  f"({opened(text, side):g})")
+        return text
+
+    def extra_controls(self, sandbox, tmp):
+        pass
+
+    def cleanup(self):
+        pass
+
+
+PROFILES = {"scry-block": BlockWork, "scry-sched-sli": SchedWork, "scry-mem-sli": MemWork, "scry-net": NetWork}
 
 
 def main():
