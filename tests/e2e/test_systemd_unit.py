@@ -27,7 +27,8 @@ Asserts, inside the emulated sandbox:
   - the exporter started as the unit starts it sends READY=1, serves /metrics with the same features
     available as as root, counts real work (scry-block: direct I/O to a file; scry-sched-sli: a root
     process picked by --filter.comm, which reads /proc of another user's process, in a cgroup of its
-    own), sends STOPPING=1 on SIGTERM and exits 0;
+    own; scry-mem-sli: page faults and mapped bytes of a process in a cgroup of its own; scry-net:
+    loopback connections, both sides), sends STOPPING=1 on SIGTERM and exits 0;
   - tracefs event ids (needed by the classic-tracepoint attach mode) are readable when the unit grants
     CAP_DAC_READ_SEARCH, and unreadable when it does not;
 and, as negative controls showing that the emulation really restricts: without CAP_BPF, or with bpf(2)
