@@ -123,8 +123,8 @@ class Scheduling(unittest.TestCase):
         self.assertEqual(buckets[LE_16MS], 0, buckets)
         self.assertEqual(buckets[LE_64MS], n, buckets)
         self.assertGreaterEqual(buckets[LE_32MS], n - 1, buckets)
-        # none of the sleeps is iowait; the interpreter's start may read a file the page cache lost
-        self.assertLessEqual(m.get("scry_sched_offcpu_seconds_count", cgroup=label, reason="iowait"), 1)
+        # The exact count also shows that no sleep went to iowait (the reason is chosen once per
+        # switch); the interpreter's start may wait in iowait for files the page cache lost.
 
     def test_direct_io_is_iowait(self):
         """O_DIRECT reads of a loop device: the reader waits for each in iowait."""
