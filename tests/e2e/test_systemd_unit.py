@@ -25,16 +25,24 @@ Asserts, inside the emulated sandbox:
   - `<exporter> --check` exits 0 and attaches every hook in the same mode as when run as root without
     a sandbox;
   - the exporter started as the unit starts it sends READY=1, serves /metrics with the same features
-    available as as root, counts real work (scry-block: direct I/O to a file; scry-sched-sli: a root
-    process picked by --filter.comm, which reads /proc of another user's process, in a cgroup of its
-    own; scry-mem-sli: page faults and mapped bytes of a process in a cgroup of its own; scry-net:
-    loopback connections, both sides), sends STOPPING=1 on SIGTERM and exits 0;
+    available as as root, counts real work, sends STOPPING=1 on SIGTERM and exits 0. The work:
+      scry-block      direct I/O to a file;
+      scry-sched-sli  a root process picked by --filter.comm (the exporter reads /proc of another
+                      user's process), in a cgroup of its own: its sleeps;
+      scry-mem-sli    root processes picked by --filter.comm in cgroups of their own: N pages touched
+                      give >= N page faults, known mmap/munmap/brk calls move the VM growth counters
+                      by exactly their sizes, a process over its memory limit is one OOM kill,
+                      counted and logged with its RSS;
+      scry-net        N TCP connections between two network namespaces move opened and closed by
+                      exactly N on the client (per peer) and the server side; the listen overflows of
+                      the server's namespace are the kernel's own ListenOverflows there;
   - tracefs event ids (needed by the classic-tracepoint attach mode) are readable when the unit grants
     CAP_DAC_READ_SEARCH, and unreadable when it does not;
+  - /proc/<pid> files of a root process that the exporter reads (process filters, a namespace's
+    net/netstat) are readable when the unit has ProtectProc=default, hidden when it hides processes;
 and, as negative controls showing that the emulation really restricts: without CAP_BPF, or with bpf(2)
 removed from the syscall allow list, --check fails; without CAP_DAC_READ_SEARCH tracefs is unreadable;
-for scry-sched-sli, with ProtectProc=invisible the process filter finds nothing (why the unit keeps
-ProtectProc=default).
+with ProtectProc=invisible those /proc/<pid> files are hidden (why those units keep ProtectProc=default).
 
 Exit: 0 pass, 1 fail, 77 skip (not root, no binary, missing tools); under CI=true a skip is a failure.
 """
@@ -438,17 +446,114 @@ def metric_values(text, name):
             out[key] = float(value)
     return out
 
+
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def total(text, name, **labels):
+    """The sum of the samples of a metric whose labels include the given ones (0 when none has)."""
+    out = 0.0
+    for key, value in metric_values(text, name).items():
+        have = dict(LABEL.findall(key[len(name):]))
+        if all(have.get(k) == v for k, v in labels.items()):
+            out += value
+    return out
+
+
+def poll(port, done, timeout=20):
+    """Scrapes until done(text) holds or the timeout passes; returns the last scrape."""
+    end = time.monotonic() + timeout
+    while True:
+        text = scrape(port)
+        if done(text) or time.monotonic() > end:
+            return text
+        time.sleep(0.2)
+
+
+def cgroup_mkdir(path, made):
+    os.mkdir(path)
+    made.append(path)
+
+
+def cgroup_rmdir(paths):
+    """Children first; a cgroup goes only once its last task is gone, which lags behind wait() a little."""
+    for path in reversed(paths):
+        for _ in range(100):
+            try:
+                os.rmdir(path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
+class Driven:
+    """A root workload process in cgroups (directories whose cgroup.procs it joins before exec), driven
+    line by line over pipes: it says a word, waits for a line, and so on."""
+
+    def __init__(self, argv, cgroups, expect="ready"):
+        def enter():
+            die_with_parent()
+            for d in cgroups:
+                with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+        self.proc = subprocess.Popen(argv, preexec_fn=enter, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        if expect:
+            self.expect(expect)
+
+    def expect(self, word):
+        line = self.proc.stdout.readline().strip()
+        if line != word:
+            raise RuntimeError(f"{self.proc.args}: said {line!r}, expected {word!r}")
+
+    def step(self):
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
 # --- what is specific to each exporter -------------------------------------------------------------
 
-class BlockWork:
+class Work:
+    """What a profile gives: serve_opts (flags besides the listen address), extra_features (features
+    --check does not report because they need those flags), tracepoint_id (a tracefs id its classic
+    tracepoints read), readable (files the exporter reads, world-readable), prepare() before the
+    exporter runs, verify() while it serves, extra_controls(), cleanup()."""
+    serve_opts = []
+    extra_features = {}
+    serve_log = None  # the exporter's log in the sandbox, set before verify()
+
+    def prepare(self, tmp):
+        pass
+
+    def proc_reads(self):
+        """A root process the profile started and the files below its /proc/<pid> that the exporter
+        reads (process filters, per-namespace procfs). Default: this test's own process."""
+        return os.getpid(), ["comm"]
+
+    def extra_controls(self, sandbox, tmp):
+        pass
+
+    def cleanup(self):
+        pass
+
+
+class BlockWork(Work):
     """scry-block: direct writes to a file on a real disk, outside the sandbox."""
     serve_opts = ["--collector.cgroup"]
     extra_features = {"cgroup": 1.0}  # --check runs without --collector.cgroup
     tracepoint_id = "/sys/kernel/tracing/events/block/block_rq_complete/id"
     readable = ["/proc/diskstats", "/sys/kernel/btf/vmlinux", "/sys/dev/block", "/sys/fs/cgroup"]
-
-    def prepare(self, tmp):
-        pass
 
     def verify(self, port, first):
         before = sum(metric_values(first, "scry_block_requests_total").values())
@@ -463,14 +568,8 @@ class BlockWork:
         check(bool(cg), f"sandbox: per-cgroup series resolved to paths ({sorted(cg)[:3]})")
         return second
 
-    def extra_controls(self, sandbox, tmp):
-        pass
 
-    def cleanup(self):
-        pass
-
-
-class SchedWork:
+class SchedWork(Work):
     """scry-sched-sli: a root process that sleeps in a loop, in a cgroup of its own, picked by
     --filter.comm: the exporter (another user) must read its /proc/<pid>/comm and cgroup."""
     COMM = "scryunitwork"
@@ -523,19 +622,9 @@ class SchedWork:
         check(sleeps > 0, f"sandbox: sleeps of the filtered process counted in its cgroup {self.label} ({counts})")
         return text
 
-    def extra_controls(self, sandbox, tmp):
-        # The process filter reads /proc/<pid> of processes of every user: visible with the unit's
-        # ProtectProc=, hidden with ProtectProc=invisible.
-        comm = f"/proc/{self.proc.pid}/comm"
-        rc, out = sandbox.run("/bin/cat", [comm], os.path.join(tmp, "proc-default.log"))
-        last = out.strip().splitlines()[-1] if out.strip() else ""
-        check(rc == 0 and last == self.COMM, f"sandbox: {comm} of a root process readable ({last!r})")
-
-        def invisible(plan):
-            plan["protect_proc"] = "invisible"
-        rc, out = sandbox.run("/bin/cat", [comm], os.path.join(tmp, "proc-invisible.log"), tweak=invisible)
-        check(rc != 0 and SANDBOX_READY in out and "No such file" in out,
-              f"negative control: with ProtectProc=invisible {comm} is hidden ({out.strip()[-80:]!r})")
+    def proc_reads(self):
+        # --filter.comm reads comm, the workload labels come from cgroup
+        return self.proc.pid, ["comm", "cgroup"]
 
     def cleanup(self):
         if self.proc and self.proc.poll() is None:
@@ -552,120 +641,272 @@ class SchedWork:
                     time.sleep(0.05)
 
 
-class MemWork:
-    """scry-mem-sli: a root process in a cgroup of its own that maps 64 anonymous pages, touches each
-    and unmaps them, in a loop: its faults and mapped bytes are counted in its cgroup."""
-    PAGES = 64
-    serve_opts = []
-    extra_features = {}
-    tracepoint_id = "/sys/kernel/tracing/events/exceptions/page_fault_user/id"
-    readable = ["/sys/kernel/btf/vmlinux", "/sys/fs/cgroup", "/proc/1/cgroup"]
+def v1_memory_root():
+    """The v1 memory controller's mount point on hybrid hosts, else None."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, post = line.split(" - ", 1)
+            fields = post.split()
+            if fields[0] == "cgroup" and "memory" in fields[2].split(","):
+                return pre.split()[4]
+    return None
+
+
+class MemWork(Work):
+    """scry-mem-sli: root processes of the integration tests' C workload (mem_sli_workload.c), picked by
+    --filter.comm (the exporter reads their /proc/<pid>/comm as another user), each group in a cgroup
+    of its own: one touches PAGES pages (page faults), one makes known mmap/munmap/brk calls (VM
+    growth, exact sizes), one runs out of a memory limit (one OOM kill, counted and logged)."""
+    COMM = "scryunitmem"
+    PAGES = 2048
+    LIMIT = 32 << 20
+    serve_opts = [f"--filter.comm={COMM}"]
+    tracepoint_id = "/sys/kernel/tracing/events/syscalls/sys_enter_mmap/id"
+    readable = ["/sys/kernel/btf/vmlinux", "/sys/fs/cgroup"]
 
     def __init__(self):
-        self.proc = None
-        self.cgroup_dir = None
-        self.label = None
+        self.made = []      # cgroup directories, parents first
+        self.procs = []     # Driven
+        self.binary = None
 
     def prepare(self, tmp):
+        if not shutil.which("cc"):
+            raise Skip("no C compiler (cc) for the memory workload")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration", "mem_sli_workload.c")
+        self.binary = os.path.join(tmp, self.COMM)  # its name is the comm the filter matches
+        e2elib.run(["cc", "-O1", "-o", self.binary, src])
         root = e2elib.cgroup2_root()
         if not root:
             raise Skip("no cgroup v2 hierarchy mounted")
-        self.cgroup_dir = os.path.join(root, os.path.basename(tmp))
-        os.mkdir(self.cgroup_dir)
-        self.label = "/" + os.path.basename(tmp)
-        procs = os.path.join(self.cgroup_dir, "cgroup.procs")
+        name = os.path.basename(tmp)
+        self.work_cg = os.path.join(root, name + "-work")
+        self.oom_cg = os.path.join(root, name + "-oom")
+        cgroup_mkdir(self.work_cg, self.made)
+        cgroup_mkdir(self.oom_cg, self.made)
+        self.work_label, self.oom_label = "/" + name + "-work", "/" + name + "-oom"
+        # The limit: the v1 memory controller on hybrid hosts (identity stays the v2 path), memory.max
+        # on pure v2. No swap either way, so that running out of the limit is an OOM kill.
+        self.oom_dirs = [self.oom_cg]
+        v1 = v1_memory_root()
+        if v1:
+            d = os.path.join(v1, name + "-oom")
+            cgroup_mkdir(d, self.made)
+            open(os.path.join(d, "memory.limit_in_bytes"), "w").write(str(self.LIMIT))
+            open(os.path.join(d, "memory.swappiness"), "w").write("0")
+            self.oom_dirs.append(d)
+        else:
+            with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
+                f.write("+memory")
+            open(os.path.join(self.oom_cg, "memory.max"), "w").write(str(self.LIMIT))
+            open(os.path.join(self.oom_cg, "memory.swap.max"), "w").write("0")
+        # Started before the exporter: a root process the sandbox must show (proc_reads).
+        self.touch = self.start(["touch", str(self.PAGES)], [self.work_cg])
 
-        def enter():
-            die_with_parent()
-            with open(procs, "w") as f:
-                f.write("0")
-        code = ("import mmap, time\n"
-                "while True:\n"
-                f"    m = mmap.mmap(-1, {self.PAGES} * 4096)\n"
-                f"    for i in range({self.PAGES}): m[i * 4096] = 1\n"
-                "    m.close()\n"
-                "    time.sleep(0.05)")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], preexec_fn=enter)
+    def start(self, args, cgroups):
+        d = Driven([self.binary, *args], cgroups)
+        self.procs.append(d)
+        return d
+
+    def proc_reads(self):
+        # --filter.comm reads comm (--filter.cmdline cmdline), the workload labels come from cgroup
+        return self.touch.proc.pid, ["comm", "cmdline", "cgroup"]
+
+    def wait_filter(self, port, n):
+        """The filter is refreshed from /proc once a second: waits until it holds n processes."""
+        key = 'scry_filter_entries{kind="process"}'
+        text = poll(port, lambda t: metric_values(t, "scry_filter_entries").get(key, 0) >= n)
+        got = metric_values(text, "scry_filter_entries").get(key, 0)
+        check(got >= n, f"sandbox: --filter.comm found {got:g} of the {n} root workload processes through /proc")
 
     def verify(self, port, first):
-        sel = f'cgroup="{self.label}"'
-        state = {}
+        page = os.sysconf("SC_PAGE_SIZE")
+        mib = 1 << 20
 
-        def counted(name, text):
-            return sum(v for k, v in metric_values(text, name).items() if sel in k)
+        # Page faults: one per page touched (the workload asks for no huge pages).
+        self.wait_filter(port, 1)
+        before = scrape(port)
+        self.touch.step()
+        self.touch.expect("done")
 
-        def seen():
-            state["text"] = scrape(port)
-            return state["text"] if counted("scry_mem_page_faults_total", state["text"]) >= 2 * self.PAGES else None
+        def faults(t):
+            return total(t, "scry_mem_page_faults_total", cgroup=self.work_label) - \
+                total(before, "scry_mem_page_faults_total", cgroup=self.work_label)
+        text = poll(port, lambda t: faults(t) >= self.PAGES)
+        check(faults(text) >= self.PAGES, f"sandbox: scry_mem_page_faults_total of {self.work_label} grew by "
+              f"{faults(text):g} (>= {self.PAGES} pages touched)")
+
+        # VM growth: exact sizes of the workload's mmap/munmap/brk calls (syscall tracepoints, which
+        # attach through tracefs ids and perf_event_open).
+        vm = self.start(["vm", self.binary], [self.work_cg])
+        self.wait_filter(port, 2)
+        before = scrape(port)
+        vm.step()
+        vm.expect("done")
+        want = {("scry_mem_vm_mapped_bytes_total", "anon"): 3 * mib + 5 * page,
+                ("scry_mem_vm_mapped_bytes_total", "shared"): 2 * mib + 3 * page,
+                ("scry_mem_vm_mapped_bytes_total", "file"): 16 * page,
+                ("scry_mem_vm_unmapped_bytes_total", None): 3 * mib + 3 * page,
+                ("scry_mem_heap_grown_bytes_total", None): mib + 7 * page,
+                ("scry_mem_heap_shrunk_bytes_total", None): 3 * page}
+
+        def growth(t):
+            out = {}
+            for name, kind in want:
+                labels = {"cgroup": self.work_label, **({"kind": kind} if kind else {})}
+                out[(name, kind)] = total(t, name, **labels) - total(before, name, **labels)
+            return out
+        text = poll(port, lambda t: growth(t) == want)
+        got = growth(text)
+        check(got == want, f"sandbox: VM growth of {self.work_label} moved by exactly the sizes mapped"
+              + ("" if got == want else f": got {got}, want {want}"))
+
+        # One OOM kill: twice the limit touched in the limited cgroup.
+        hog = self.start(["touch", str(2 * self.LIMIT // page)], self.oom_dirs)
+        self.wait_filter(port, 3)
+        hog.step()
         try:
-            text = e2elib.wait_for("the mapping loop counted", seen, 20)
-        except RuntimeError:
-            text = state.get("text", "")
-        faults = counted("scry_mem_page_faults_total", text)
-        mapped = counted("scry_mem_vm_mapped_bytes_total", text)
-        check(faults >= 2 * self.PAGES, f"sandbox: page faults of {self.label} counted ({faults:g} >= {2 * self.PAGES})")
-        check(mapped >= 2 * self.PAGES * 4096, f"sandbox: mapped bytes of {self.label} counted ({mapped:g})")
+            rc = hog.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == -signal.SIGKILL, f"workload: the process over its {self.LIMIT >> 20} MiB limit was "
+              f"OOM-killed (rc {rc})")
+
+        def kills(t, scope):
+            return total(t, "scry_mem_oom_kills_total", cgroup=self.oom_label, scope=scope)
+        text = poll(port, lambda t: kills(t, "memcg") >= 1)
+        check(kills(text, "memcg") == 1 and kills(text, "global") == 0,
+              f"sandbox: scry_mem_oom_kills_total of {self.oom_label}: memcg {kills(text, 'memcg'):g} (want 1), "
+              f"global {kills(text, 'global'):g} (want 0)")
+        # The log line comes from the ring buffer; its RSS from the victim's mm (CO-RE on mm_struct).
+        lines = []
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not lines:
+            time.sleep(0.2)
+            lines = [l.strip() for l in open(self.serve_log) if 'msg="oom kill"' in l and f"pid={hog.proc.pid} " in l]
+        fields = dict(re.findall(r'(\w+)=(\S+)', lines[0])) if len(lines) == 1 else {}
+        check(fields.get("comm") == self.COMM and fields.get("cgroup") == self.oom_label
+              and int(fields.get("anon_rss_bytes", 0)) > 0,
+              f"sandbox: the OOM kill logged once, with the victim, its cgroup and its RSS ({lines})")
         return text
 
-    def extra_controls(self, sandbox, tmp):
-        pass
-
     def cleanup(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        if self.cgroup_dir:
-            for _ in range(100):
-                try:
-                    os.rmdir(self.cgroup_dir)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
+        for d in self.procs:
+            d.stop()
+        cgroup_rmdir(self.made)
 
 
-class NetWork:
-    """scry-net: 10 TCP connections over the loopback from this (root) process to a listener of its own:
-    opened on both sides exactly 10 times for that port."""
-    CONNECTIONS = 10
-    serve_opts = []
-    extra_features = {}
+class NetWork(Work):
+    """scry-net: root processes of the integration tests' TCP workload (net_workload.py) in two network
+    namespaces joined by a veth pair, server and client each in a cgroup of its own: N connections to
+    an accepting server, counted for the client (per peer) and the server; then connects to a server
+    that never accepts, whose listen overflows the exporter reads from /proc/<pid>/net/netstat of that
+    namespace. As another user it cannot read other users' /proc/<pid>/ns/net, so it finds that
+    namespace only through the listener it saw being opened (the server starts after the exporter)."""
+    N = 20
+    SERVER_IP, CLIENT_IP = "10.79.0.1", "10.79.0.2"
+    ACCEPT_PORT, NEVER_PORT = 7201, 7202
     tracepoint_id = "/sys/kernel/tracing/events/sock/inet_sock_set_state/id"
-    readable = ["/sys/kernel/btf/vmlinux", "/sys/fs/cgroup", "/proc/1/cgroup", "/proc/1/net/netstat"]
+    readable = ["/sys/kernel/btf/vmlinux", "/sys/fs/cgroup", "/proc/net/netstat"]
+
+    def __init__(self):
+        tag = f"su{os.getpid()}"  # unique per run: other test runs may use the machine at the same time
+        self.server_ns, self.client_ns = tag + "s", tag + "c"
+        self.veth = (tag + "a", tag + "b")
+        self.netns_made = []
+        self.made = []
+        self.procs = []
+
+    def workload(self, ns, cgroup, *args):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration", "net_workload.py")
+        return [sys.executable, script, ns, cgroup, *map(str, args)]
 
     def prepare(self, tmp):
-        pass
+        if not shutil.which("ip"):
+            raise Skip("ip (iproute2) not installed")
+        root = e2elib.cgroup2_root()
+        if not root:
+            raise Skip("no cgroup v2 hierarchy mounted")
+        name = os.path.basename(tmp)
+        self.server_cg, self.client_cg = os.path.join(root, name + "-server"), os.path.join(root, name + "-client")
+        self.server_label, self.client_label = "/" + name + "-server", "/" + name + "-client"
+        cgroup_mkdir(self.server_cg, self.made)
+        cgroup_mkdir(self.client_cg, self.made)
+        for ns in (self.server_ns, self.client_ns):
+            e2elib.run(["ip", "netns", "add", ns])
+            self.netns_made.append(ns)
+        e2elib.run(["ip", "link", "add", self.veth[0], "netns", self.server_ns, "type", "veth", "peer", "name",
+                    self.veth[1], "netns", self.client_ns])
+        for ns, dev, ip in ((self.server_ns, self.veth[0], self.SERVER_IP), (self.client_ns, self.veth[1], self.CLIENT_IP)):
+            e2elib.run(["ip", "netns", "exec", ns, "ip", "addr", "add", ip + "/24", "dev", dev])
+            e2elib.run(["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"])
+            e2elib.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
+        # Started before the exporter: a root process in the server's namespace (proc_reads).
+        self.accepting = self.server(self.ACCEPT_PORT, "accept", 64)
+
+    def server(self, port, mode, backlog):
+        d = Driven(self.workload(self.server_ns, self.server_cg, "serve", port, mode, backlog), [])
+        self.procs.append(d)
+        return d
+
+    def client(self, *args):
+        r = e2elib.run(self.workload(self.client_ns, self.client_cg, *args), timeout=CMD_TIMEOUT)
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    def proc_reads(self):
+        # listen overflows: /proc/<pid>/net/netstat of a process in the namespace; --filter.* reads
+        # comm, cmdline and cgroup
+        return self.accepting.proc.pid, ["net/netstat", "cmdline", "cgroup"]
+
+    def listen_overflows(self):
+        """TcpExt ListenOverflows of the server's namespace, as the kernel counts it."""
+        lines = e2elib.run(["ip", "netns", "exec", self.server_ns, "cat", "/proc/net/netstat"]).stdout.splitlines()
+        for names, values in zip(lines, lines[1:]):
+            n, v = names.split(), values.split()
+            if n[0] == "TcpExt:" and v[0] == "TcpExt:":
+                return int(v[n.index("ListenOverflows")])
+        raise RuntimeError("no TcpExt ListenOverflows in the server namespace's /proc/net/netstat")
 
     def verify(self, port, first):
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        lport = listener.getsockname()[1]
-        for _ in range(self.CONNECTIONS):
-            c = socket.create_connection(("127.0.0.1", lport))
-            listener.accept()[0].close()
-            c.close()
-        listener.close()
-        client = ('direction="client"', 'peer="127.0.0.1"', f'port="{lport}"')
-        server = ('direction="server"', 'peer=""', f'port="{lport}"')
+        # After the exporter's start, so that it sees the listen(): how it finds this namespace.
+        self.server(self.NEVER_PORT, "never", 1)
 
-        def opened(text, side):
-            return sum(v for k, v in metric_values(text, "scry_net_connections_opened_total").items()
-                       if all(label in k for label in side))
-        text = e2elib.wait_for("the connections counted", lambda: (lambda t: t if opened(t, client) >= self.CONNECTIONS
-                                                                  else None)(scrape(port)), 20)
-        for name, side in (("client", client), ("server", server)):
-            check(opened(text, side) == self.CONNECTIONS,
-                  f"sandbox: {name} side of {self.CONNECTIONS} loopback connections to :{lport} counted "
-                  f"({opened(text, side):g})")
+        before = scrape(port)
+        out = self.client("connect", self.SERVER_IP, self.ACCEPT_PORT, self.N)
+        check(out == {"ok": self.N}, f"workload: {self.N} connections to {self.SERVER_IP}:{self.ACCEPT_PORT} ({out})")
+        sides = {"client": dict(cgroup=self.client_label, direction="client", peer=self.SERVER_IP,
+                                port=str(self.ACCEPT_PORT)),
+                 "server": dict(cgroup=self.server_label, direction="server", peer="", port=str(self.ACCEPT_PORT))}
+
+        def moved(t, name, side):
+            return total(t, name, **sides[side]) - total(before, name, **sides[side])
+        text = poll(port, lambda t: all(moved(t, "scry_net_connections_closed_total", s) >= self.N for s in sides))
+        for side in sides:
+            opened = moved(text, "scry_net_connections_opened_total", side)
+            closed = moved(text, "scry_net_connections_closed_total", side)
+            check(opened == self.N and closed == self.N,
+                  f"sandbox: {side} side {sides[side]}: scry_net_connections_opened_total moved by {opened:g}, "
+                  f"closed by {closed:g} (want exactly {self.N})")
+
+        # A full accept queue: the exporter's counter is the namespace's own.
+        self.client("synflood", self.SERVER_IP, self.NEVER_PORT, 8)
+        netns = str(os.stat(os.path.join("/run/netns", self.server_ns)).st_ino)
+        state = {}
+
+        def same(t):
+            state["kernel"] = self.listen_overflows()
+            return total(t, "scry_net_listen_overflows_total", netns=netns) == state["kernel"] > 0
+        text = poll(port, same)
+        got = metric_values(text, "scry_net_listen_overflows_total")
+        check(same(text), f"sandbox: scry_net_listen_overflows_total of the server's namespace {netns} is its "
+              f"ListenOverflows ({state.get('kernel')}) > 0: {got}")
         return text
 
-    def extra_controls(self, sandbox, tmp):
-        pass
-
     def cleanup(self):
-        pass
+        for d in self.procs:
+            d.stop()
+        for ns in self.netns_made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=CMD_TIMEOUT)
+        cgroup_rmdir(self.made)
 
 
 PROFILES = {"scry-block": BlockWork, "scry-sched-sli": SchedWork, "scry-mem-sli": MemWork, "scry-net": NetWork}
@@ -791,6 +1032,33 @@ def main():
         check(rc == 0 and len(lines) == want and not bad, f"sandbox: exporter inputs readable ({', '.join(work.readable)}); "
               "/proc/kallsyms, /root, block devices hidden; /var/lib read-only; /tmp private"
               + (f": {lines}" if bad or len(lines) != want else ""))
+
+        # 3b. /proc/<pid> of a root process: what the exporter reads there (process filters, a network
+        # namespace's procfs) is readable with the unit's ProtectProc=default, and hidden with
+        # ProtectProc=invisible (the negative control); a unit with ProtectProc=invisible hides it.
+        pid, files = work.proc_reads()
+        paths = [f"/proc/{pid}/{f}" for f in files]
+        proc_probe = ('for f in "$@"; do if [ ! -e "$f" ]; then echo absent "$f"; '
+                      'elif [ "$(head -c 64 "$f" 2>/dev/null | wc -c)" -gt 0 ]; then echo readable "$f"; '
+                      'else echo UNREADABLE "$f"; fi; done')
+
+        def proc_view(name, tweak=None):
+            rc, out = sandbox.run("/bin/sh", ["-c", proc_probe, "sh", *paths], os.path.join(tmp, name), tweak=tweak)
+            return rc, [l.split()[0] for l in out.splitlines() if not l.startswith("sandbox:")]
+        protect_proc = settings.get("ProtectProc", ["default"])[-1]
+        rc, seen = proc_view("proc-unit.log")
+        if protect_proc == "default":
+            check(rc == 0 and seen == ["readable"] * len(paths),
+                  f"sandbox: {', '.join(paths)} of a root process readable ({seen})")
+
+            def invisible(plan):
+                plan["protect_proc"] = "invisible"
+            rc, seen = proc_view("proc-invisible.log", tweak=invisible)
+            check(rc == 0 and seen == ["absent"] * len(paths),
+                  f"negative control: with ProtectProc=invisible {', '.join(paths)} hidden ({seen})")
+        else:
+            check(rc == 0 and seen == ["absent"] * len(paths),
+                  f"sandbox: with ProtectProc={protect_proc} {', '.join(paths)} of a root process hidden ({seen})")
         work.extra_controls(sandbox, tmp)
 
         # 4. negative controls: the emulation restricts for real.
@@ -840,6 +1108,7 @@ def main():
             for f, v in work.extra_features.items():
                 ref_feats[f'scry_feature_available{{feature="{f}"}}'] = v
             check(feats == ref_feats, f"sandbox: features as under root: {feats}")
+            work.serve_log = log_path
             second = work.verify(port, first)
             r = subprocess.run(["promtool", "check", "metrics"], input=second, capture_output=True, text=True,
                                timeout=CMD_TIMEOUT) if shutil.which("promtool") else None
