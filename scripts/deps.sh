@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config clang llvm bpftool
   libbpf-dev libelf-dev zlib1g-dev
   prometheus-cpp-dev libcivetweb-dev libboost-program-options-dev
-  libyaml-cpp-dev libcrypt-dev libcap-dev libssl3 dpkg-dev
+  libyaml-cpp-dev libcrypt-dev libcap-dev libssl3 dpkg-dev libcurl4-openssl-dev nlohmann-json3-dev
   # tests: unit, integration, e2e (Prometheus, systemd unit sandbox), second kernel under qemu
   googletest libgtest-dev prometheus python3 fio util-linux openssl curl
   systemd libseccomp2 bpftrace qemu-system-x86 busybox-static kmod

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "scry/kubelet_api.h"
+
 namespace scry {
 
 namespace fs = std::filesystem;
@@ -299,43 +301,31 @@ std::string FindHostCgroup2Root(const std::string& host_root) {
   return "";
 }
 
-// ---- KubeletFiles ----
+// ---- PodNames ----
 
-KubeletFiles::KubeletFiles(std::string host_root, std::chrono::seconds refresh_interval,
-                           std::chrono::seconds retention, SteadyClock clock)
-    : host_root_(host_root.empty() ? "/" : std::move(host_root)),
-      refresh_interval_(refresh_interval),
-      retention_(retention),
-      clock_(std::move(clock)) {}
-
-void KubeletFiles::RefreshLocked() {
-  auto now = Now();
-  last_refresh_ = now;
-  refreshes_++;
-  fs::path root(host_root_);
+PodListing ListKubeletFiles(const std::string& host_root) {
+  fs::path root(host_root.empty() ? "/" : host_root);
   std::error_code ec;
-
-  std::map<std::string, Pod> pods;
+  PodListing out;
   for (fs::directory_iterator it(root / "var/log/pods", ec), end; !ec && it != end; it.increment(ec)) {
     auto parsed = ParsePodLogDirName(it->path().filename().string());
     std::error_code dir_ec;
     if (!parsed || !it->is_directory(dir_ec)) continue;
-    Pod pod{parsed->pod_namespace, parsed->pod, parsed->pod_uid, {}};
+    KubeletPod pod{parsed->pod_namespace, parsed->pod, parsed->pod_uid, {}};
     std::error_code sub_ec;
     for (fs::directory_iterator c(it->path(), sub_ec), cend; !sub_ec && c != cend; c.increment(sub_ec)) {
       std::error_code c_ec;
       if (c->is_directory(c_ec)) pod.containers.push_back(c->path().filename().string());
     }
     std::sort(pod.containers.begin(), pod.containers.end());
-    pods[pod.pod_uid] = std::move(pod);
+    out.pods[pod.pod_uid] = std::move(pod);
   }
 
-  std::map<std::string, Container> containers;
   ec.clear();
   for (fs::directory_iterator it(root / "var/log/containers", ec), end; !ec && it != end; it.increment(ec)) {
     auto parsed = ParseContainerLogName(it->path().filename().string());
     if (!parsed) continue;
-    Container c{parsed->pod_namespace, parsed->pod, "", parsed->container, parsed->container_id};
+    KubeletContainer c{parsed->pod_namespace, parsed->pod, "", parsed->container, parsed->container_id};
     // The link points at /var/log/pods/<ns>_<pod>_<uid>/<container>/<n>.log on the host: read, not followed.
     std::error_code link_ec;
     fs::path target = fs::read_symlink(it->path(), link_ec);
@@ -348,12 +338,30 @@ void KubeletFiles::RefreshLocked() {
     if (c.pod_uid.empty()) {  // the one live pod of that name, if there is exactly one
       std::string uid;
       int n = 0;
-      for (const auto& [u, p] : pods)
+      for (const auto& [u, p] : out.pods)
         if (p.pod == c.pod && p.pod_namespace == c.pod_namespace) uid = u, n++;
       if (n == 1) c.pod_uid = uid;
     }
-    containers[c.container_id] = std::move(c);
+    out.containers[c.container_id] = std::move(c);
   }
+  return out;
+}
+
+PodNames::PodNames(Source source, std::chrono::seconds refresh_interval, std::chrono::seconds retention,
+                   SteadyClock clock)
+    : source_(std::move(source)), refresh_interval_(refresh_interval), retention_(retention), clock_(std::move(clock)) {}
+
+KubeletFiles::KubeletFiles(std::string host_root, std::chrono::seconds refresh_interval, std::chrono::seconds retention,
+                           SteadyClock clock)
+    : PodNames([root = std::move(host_root)] { return std::optional(ListKubeletFiles(root)); }, refresh_interval,
+               retention, std::move(clock)) {}
+
+void PodNames::RefreshLocked() {
+  auto now = Now();
+  last_refresh_ = now;
+  refreshes_++;
+  auto listing = source_();
+  if (!listing) return;
 
   auto merge = [&](auto& kept, auto& live) {
     for (auto it = kept.begin(); it != kept.end();) {
@@ -373,25 +381,25 @@ void KubeletFiles::RefreshLocked() {
       k.gone_since.reset();
     }
   };
-  merge(pods_, pods);
-  merge(containers_, containers);
+  merge(pods_, listing->pods);
+  merge(containers_, listing->containers);
 }
 
-void KubeletFiles::RefreshIfDueLocked() {
+void PodNames::RefreshIfDueLocked() {
   if (!last_refresh_ || Now() - *last_refresh_ >= refresh_interval_) RefreshLocked();
 }
 
-void KubeletFiles::Refresh() {
+void PodNames::Refresh() {
   std::lock_guard lock(mutex_);
   RefreshLocked();
 }
 
-uint64_t KubeletFiles::refreshes() const {
+uint64_t PodNames::refreshes() const {
   std::lock_guard lock(mutex_);
   return refreshes_;
 }
 
-std::optional<KubeletFiles::Pod> KubeletFiles::FindPod(const std::string& pod_uid) {
+std::optional<PodNames::Pod> PodNames::FindPod(const std::string& pod_uid) {
   std::lock_guard lock(mutex_);
   auto it = pods_.find(pod_uid);
   if (it == pods_.end()) {
@@ -402,7 +410,7 @@ std::optional<KubeletFiles::Pod> KubeletFiles::FindPod(const std::string& pod_ui
   return it->second.value;
 }
 
-std::optional<KubeletFiles::Container> KubeletFiles::FindContainer(const std::string& container_id) {
+std::optional<PodNames::Container> PodNames::FindContainer(const std::string& container_id) {
   std::lock_guard lock(mutex_);
   auto it = containers_.find(container_id);
   if (it == containers_.end()) {
@@ -419,6 +427,12 @@ IdentityResolver::IdentityResolver(IdentityOptions options)
     : options_(std::move(options)),
       cgroup_root_(options_.cgroup_root.empty() ? FindHostCgroup2Root(options_.host_root) : options_.cgroup_root),
       kubelet_(options_.host_root, options_.kubelet_refresh_interval, options_.retention, options_.clock) {
+  if (!options_.kubelet_api.url.empty()) {
+    kubelet_api_ = std::make_shared<KubeletApi>(options_.kubelet_api);
+    kubelet_api_names_ = std::make_unique<PodNames>([api = kubelet_api_] { return api->List(); },
+                                                    options_.kubelet_refresh_interval, options_.retention,
+                                                    options_.clock);
+  }
   if (!cgroup_root_.empty())
     cgroups_ =
         std::make_unique<CgroupPaths>(cgroup_root_, options_.rescan_interval, options_.retention, options_.clock);
@@ -426,8 +440,13 @@ IdentityResolver::IdentityResolver(IdentityOptions options)
 
 void IdentityResolver::AddKubeletNames(Identity& identity) {
   if (!identity.kubernetes) return;
+  AddNames(kubelet_, identity);
+  if (kubelet_api_names_) AddNames(*kubelet_api_names_, identity);
+}
+
+void IdentityResolver::AddNames(PodNames& names, Identity& identity) {
   if (!identity.container_id.empty() && identity.container.empty()) {
-    if (auto c = kubelet_.FindContainer(identity.container_id)) {
+    if (auto c = names.FindContainer(identity.container_id)) {
       identity.pod = c->pod;
       identity.pod_namespace = c->pod_namespace;
       identity.container = c->container;
@@ -435,7 +454,7 @@ void IdentityResolver::AddKubeletNames(Identity& identity) {
     }
   }
   if (identity.pod.empty() && !identity.pod_uid.empty()) {
-    if (auto p = kubelet_.FindPod(identity.pod_uid)) {
+    if (auto p = names.FindPod(identity.pod_uid)) {
       identity.pod = p->pod;
       identity.pod_namespace = p->pod_namespace;
     }
@@ -443,7 +462,7 @@ void IdentityResolver::AddKubeletNames(Identity& identity) {
 }
 
 namespace {
-// Nothing more to learn from the kubelet's files.
+// Nothing more to learn from the kubelet.
 bool Complete(const Identity& id) {
   return !id.kubernetes || (!id.pod.empty() && (id.container_id.empty() || !id.container.empty()));
 }

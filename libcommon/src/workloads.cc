@@ -2,14 +2,17 @@
 
 #include <bpf/bpf.h>
 #include <dirent.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "scry/errors.h"
+#include "scry/kubelet_api.h"
 #include "scry/log.h"
 
 namespace po = boost::program_options;
@@ -208,8 +211,40 @@ void Workloads::AddOptions(po::options_description& desc, size_t default_max) {
     ("filter.container-id", po::value<std::string>()->default_value(""),
      "Observe only these containers (comma-separated ids, or prefixes of at least 12 hex digits).")
     ("filter.pod", po::value<std::string>()->default_value(""),
-     "Observe only these pods (comma-separated \"namespace/pod\" or \"pod\").");
+     "Observe only these pods (comma-separated \"namespace/pod\" or \"pod\").")
+    ("kubelet.url", po::value<std::string>()->default_value(""),
+     "Also ask the kubelet for pod and container names, for pods whose log directories are not visible "
+     "under --path.rootfs: the URL of its /pods endpoint, e.g. https://127.0.0.1:10250/pods (the node's own "
+     "kubelet; from a pod, with hostNetwork) or http://127.0.0.1:10255/pods (its read-only port, where "
+     "enabled). Asked in the background when a container is not named yet, at most every 5 s. Default: off.")
+    ("kubelet.token-file", po::value<std::string>()->default_value(""),
+     "A bearer token for the kubelet, re-read for every request (tokens rotate), e.g. "
+     "/var/run/secrets/kubernetes.io/serviceaccount/token; its account needs get on nodes/proxy.")
+    ("kubelet.ca-file", po::value<std::string>()->default_value(""),
+     "CA certificates that signed the kubelet's serving certificate (default: the system's).")
+    ("kubelet.insecure-skip-verify", po::bool_switch(),
+     "Do not verify the kubelet's certificate (kubelets serve a self-signed one unless their serving "
+     "certificates are bootstrapped from the cluster's CA).");
 }
+
+namespace {
+KubeletApiOptions KubeletApiFromFlags(const po::variables_map& vm) {
+  KubeletApiOptions api;
+  api.url = vm["kubelet.url"].as<std::string>();
+  api.token_file = vm["kubelet.token-file"].as<std::string>();
+  api.ca_file = vm["kubelet.ca-file"].as<std::string>();
+  api.insecure_skip_verify = vm["kubelet.insecure-skip-verify"].as<bool>();
+  if (api.url.empty()) {
+    if (!api.token_file.empty() || !api.ca_file.empty() || api.insecure_skip_verify)
+      throw UsageError("--kubelet.token-file, --kubelet.ca-file and --kubelet.insecure-skip-verify need --kubelet.url");
+    return api;
+  }
+  for (const auto& [flag, path] : {std::pair{"--kubelet.token-file", api.token_file}, {"--kubelet.ca-file", api.ca_file}})
+    if (!path.empty() && access(path.c_str(), R_OK) != 0)
+      throw UsageError(std::string(flag) + ": cannot read " + path + ": " + std::strerror(errno));
+  return api;
+}
+}  // namespace
 
 Workloads::Workloads(const po::variables_map& vm)
     : max_series_(vm["workload.max"].as<size_t>()),
@@ -220,6 +255,7 @@ Workloads::Workloads(const po::variables_map& vm)
   IdentityOptions options;
   options.host_root = vm["path.rootfs"].as<std::string>();
   options.cgroup_root = vm["cgroup.root"].as<std::string>();
+  options.kubelet_api = KubeletApiFromFlags(vm);
   if (!fs::is_directory(options.host_root)) throw UsageError("--path.rootfs: " + options.host_root + " is not a directory");
   resolver_ = std::make_shared<IdentityResolver>(options);
   if (resolver_->cgroup_root().empty())
@@ -303,6 +339,15 @@ std::vector<prometheus::MetricFamily> Workloads::Collect() const {
                                MetricType::Counter);
   AddCounter(unresolved, {}, static_cast<double>(resolver_->unresolved()));
   out.push_back(std::move(unresolved));
+  if (const KubeletApi* api = resolver_->kubelet_api()) {
+    auto requests = MakeFamily("scry_kubelet_requests_total",
+                               "Requests for the kubelet's pod list (--kubelet.url), by result: ok, or error "
+                               "(unreachable, refused, not a pod list; the log says why).",
+                               MetricType::Counter);
+    AddCounter(requests, {{"result", "ok"}}, static_cast<double>(api->requests_ok()));
+    AddCounter(requests, {{"result", "error"}}, static_cast<double>(api->requests_failed()));
+    out.push_back(std::move(requests));
+  }
   if (!filter_.empty()) {
     auto entries = MakeFamily("scry_filter_entries",
                               "Cgroups and processes the process filter currently lets the BPF programs observe.",

@@ -168,21 +168,92 @@ def cgroup(name):
 
 
 @contextlib.contextmanager
-def kubelet_node(namespace, pod, uid, container, container_id, qos="besteffort"):
-    """A node root for --path.rootfs (the host's /proc and /sys, and the kubelet's log files of one pod)
-    and the pod's container cgroup (systemd driver, containerd). Yields (root, container cgroup dir)."""
+def kubelet_node(namespace, pod, uid, container, container_id, qos="besteffort", files=True):
+    """A node root for --path.rootfs (the host's /proc and /sys, and unless files=False the kubelet's log
+    files of one pod) and the pod's container cgroup (systemd driver, containerd). Yields (root,
+    container cgroup dir)."""
     pod_slice = "kubepods.slice/kubepods-{0}.slice/kubepods-{0}-pod{1}.slice".format(qos, uid.replace("-", "_"))
     with tempfile.TemporaryDirectory() as root:
         os.symlink("/proc", os.path.join(root, "proc"))
         os.symlink("/sys", os.path.join(root, "sys"))
-        log = "var/log/pods/%s_%s_%s/%s/0.log" % (namespace, pod, uid, container)
-        os.makedirs(os.path.dirname(os.path.join(root, log)))
-        open(os.path.join(root, log), "w").close()
-        os.makedirs(os.path.join(root, "var/log/containers"))
-        os.symlink("/" + log, os.path.join(root, "var/log/containers",
-                                           "%s_%s_%s-%s.log" % (pod, namespace, container, container_id)))
+        if files:
+            log = "var/log/pods/%s_%s_%s/%s/0.log" % (namespace, pod, uid, container)
+            os.makedirs(os.path.dirname(os.path.join(root, log)))
+            open(os.path.join(root, log), "w").close()
+            os.makedirs(os.path.join(root, "var/log/containers"))
+            os.symlink("/" + log, os.path.join(root, "var/log/containers",
+                                               "%s_%s_%s-%s.log" % (pod, namespace, container, container_id)))
         with cgroup(os.path.join(pod_slice, "cri-containerd-%s.scope" % container_id)) as path:
             yield root, path
+
+
+class KubeletApi:
+    """A stand-in for the kubelet's authenticated /pods endpoint: HTTPS with a certificate for 127.0.0.1
+    signed by a CA of its own (openssl), a bearer token required, a PodList in JSON. Its attributes:
+    url, ca_file (the CA's certificate), token_file (the right token), requests (the Authorization
+    header of each request)."""
+
+    def __init__(self, tmp, pods, token):
+        import http.server
+        import json
+        import ssl
+        import threading
+        ca_key, ca, key, csr, cert = (os.path.join(tmp, n) for n in ("ca.key", "ca.pem", "kubelet.key", "kubelet.csr",
+                                                                      "kubelet.pem"))
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "1",
+            "-subj", "/CN=scry-test-ca")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=kubelet")
+        ext = os.path.join(tmp, "san.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\n")
+        run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+            "-days", "1", "-extfile", ext)
+        self.ca_file = ca
+        self.token_file = os.path.join(tmp, "token")
+        with open(self.token_file, "w") as f:
+            f.write(token + "\n")
+        self.requests = []
+        body = json.dumps(pods).encode()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests.append(self.headers.get("Authorization"))
+                if self.path != "/pods":
+                    self.send_error(404)
+                elif self.headers.get("Authorization") != "Bearer " + token:
+                    self.send_error(401)
+                else:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = "https://127.0.0.1:%d/pods" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def kubelet_api(pods, token):
+    with tempfile.TemporaryDirectory() as tmp:
+        api = KubeletApi(tmp, pods, token)
+        try:
+            yield api
+        finally:
+            api.close()
 
 
 def popen_in_cgroup(cgroup_dir, argv, **kw):

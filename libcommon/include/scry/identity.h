@@ -2,17 +2,19 @@
 //
 // Three layers, each usable alone:
 //   1. Pure parsers (no I/O): a cgroup path, a /proc/<pid>/cgroup file, the kubelet's log file names.
-//   2. KubeletFiles: pod names, namespaces and container names from the kubelet's log directories on
-//      the node (no API server), under a host root.
+//   2. PodNames: pod names, namespaces and container names from the kubelet's log directories on the
+//      node (KubeletFiles, under a host root), or from the kubelet's /pods endpoint (kubelet_api.h); no
+//      API server.
 //   3. IdentityResolver: cgroup id (bpf_get_current_cgroup_id) or pid -> Identity, with caches that keep
 //      a dead cgroup's labels for a retention time and a count of ids that could not be resolved.
 //
 // Prometheus labels of an identity (IdentityLabels), always these five, in this order:
 //   container_id  the 64-hex container id (lowercase, no runtime prefix such as "containerd://") when the
 //                 cgroup is a container's cgroup or lies below one; "" otherwise.
-//   container     the Kubernetes container name (from /var/log/containers); "" when not known: not in
-//                 Kubernetes, or the kubelet's files do not name it (yet).
-//   pod           the Kubernetes pod name (from /var/log/containers or /var/log/pods); "" when not known.
+//   container     the Kubernetes container name (from /var/log/containers, or the kubelet's /pods); ""
+//                 when not known: not in Kubernetes, or the kubelet does not name it (yet).
+//   pod           the Kubernetes pod name (from /var/log/containers or /var/log/pods, or the kubelet's
+//                 /pods); "" when not known.
 //   namespace     the pod's namespace, same sources; "" when not known.
 //   cgroup        "" when container_id is set; otherwise the cgroup path as in /proc/<pid>/cgroup, with its
 //                 leading "/" ("/" for the root cgroup, "/system.slice/nginx.service",
@@ -30,6 +32,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -119,28 +122,41 @@ std::optional<ContainerLogName> ParseContainerLogName(std::string_view name);
 // file system. "" if none.
 std::string FindHostCgroup2Root(const std::string& host_root);
 
-// Pods and containers from the kubelet's files under a host root:
+// Pod and container names known on this node, as a source lists them.
+struct KubeletPod {
+  std::string pod_namespace, pod, pod_uid;
+  std::vector<std::string> containers;  // container names
+};
+struct KubeletContainer {
+  std::string pod_namespace, pod, pod_uid, container, container_id;  // pod_uid "" when the source does not say
+};
+struct PodListing {
+  std::map<std::string, KubeletPod> pods;              // by pod uid
+  std::map<std::string, KubeletContainer> containers;  // by container id (64 hex)
+};
+
+// The kubelet's files under a host root:
 //   <host_root>/var/log/pods/<namespace>_<pod>_<uid>/<container>/        pod uid -> names
 //   <host_root>/var/log/containers/<pod>_<namespace>_<container>-<id>.log container id -> names; the
 //     symlink's target (/var/log/pods/<ns>_<pod>_<uid>/<container>/N.log, read, not followed) gives the uid.
-// Re-reads the directories lazily: only when a lookup misses, and at most once per refresh interval.
-// Entries whose files disappear stay for the retention time. Thread-safe.
-class KubeletFiles {
- public:
-  struct Pod {
-    std::string pod_namespace, pod, pod_uid;
-    std::vector<std::string> containers;  // container directories under the pod's log directory
-  };
-  struct Container {
-    std::string pod_namespace, pod, pod_uid, container, container_id;  // pod_uid "" if the link is unreadable
-  };
+// Missing directories give an empty listing.
+PodListing ListKubeletFiles(const std::string& host_root);
 
-  explicit KubeletFiles(std::string host_root = "/", std::chrono::seconds refresh_interval = std::chrono::seconds(10),
-                        std::chrono::seconds retention = std::chrono::seconds(300), SteadyClock clock = {});
+// A cache of a PodListing source. Lists lazily: only when a lookup misses, and at most once per refresh
+// interval. Entries that leave the listing stay for the retention time; a failed listing (nullopt)
+// changes nothing. Thread-safe.
+class PodNames {
+ public:
+  using Pod = KubeletPod;
+  using Container = KubeletContainer;
+  using Source = std::function<std::optional<PodListing>()>;
+
+  PodNames(Source source, std::chrono::seconds refresh_interval, std::chrono::seconds retention,
+           SteadyClock clock = {});
 
   std::optional<Pod> FindPod(const std::string& pod_uid);
   std::optional<Container> FindContainer(const std::string& container_id);
-  // Re-reads now, regardless of the refresh interval.
+  // Lists now, regardless of the refresh interval.
   void Refresh();
   uint64_t refreshes() const;
 
@@ -149,7 +165,7 @@ class KubeletFiles {
   void RefreshIfDueLocked();
   std::chrono::steady_clock::time_point Now() const { return clock_ ? clock_() : std::chrono::steady_clock::now(); }
 
-  std::string host_root_;
+  Source source_;
   std::chrono::seconds refresh_interval_, retention_;
   SteadyClock clock_;
   mutable std::mutex mutex_;
@@ -164,12 +180,30 @@ class KubeletFiles {
   std::map<std::string, Kept<Container>> containers_;  // by container id
 };
 
+// PodNames of the kubelet's files (ListKubeletFiles) under a host root.
+class KubeletFiles : public PodNames {
+ public:
+  explicit KubeletFiles(std::string host_root = "/", std::chrono::seconds refresh_interval = std::chrono::seconds(10),
+                        std::chrono::seconds retention = std::chrono::seconds(300), SteadyClock clock = {});
+};
+
+// Where to ask the kubelet for its pods (GET <url>, a PodList in JSON): see kubelet_api.h.
+struct KubeletApiOptions {
+  std::string url;         // "" = do not ask; e.g. "https://127.0.0.1:10250/pods"
+  std::string token_file;  // bearer token, re-read for every request (tokens rotate); "" = none
+  std::string ca_file;     // CA bundle for the kubelet's serving certificate; "" = the system's
+  bool insecure_skip_verify = false;
+  std::chrono::seconds timeout{5};
+};
+class KubeletApi;
+
 struct IdentityOptions {
   std::string host_root = "/";  // the node's root as seen from here: "/" on the host, e.g. "/host" in a container
   std::string cgroup_root;      // the cgroup v2 hierarchy; "" finds it with FindHostCgroup2Root(host_root)
   std::chrono::seconds rescan_interval{1};           // cgroup tree walks, at most this often
   std::chrono::seconds retention{300};               // a dead cgroup's (or pod's) labels are kept this long
   std::chrono::seconds kubelet_refresh_interval{5};  // kubelet directory reads (on misses), at most this often
+  KubeletApiOptions kubelet_api;                      // asked after the files, on their misses, as often
   // How long an id that went away (Status::kGone) or was counted unresolved is remembered, so that it is
   // neither reported as unknown nor counted again while stale BPF entries still carry it.
   std::chrono::seconds forget_after{3600};
@@ -210,19 +244,24 @@ class IdentityResolver {
   const std::string& cgroup_root() const { return cgroup_root_; }
   const std::string& host_root() const { return options_.host_root; }
   size_t cached() const;
+  // The kubelet API client when one is configured (its request counts are self-metrics), else null.
+  const KubeletApi* kubelet_api() const { return kubelet_api_.get(); }
 
  private:
   std::chrono::steady_clock::time_point Now() const {
     return options_.clock ? options_.clock() : std::chrono::steady_clock::now();
   }
-  // Adds the kubelet's names to a parsed identity (Kubernetes only).
+  // Adds the kubelet's names to a parsed identity (Kubernetes only): from its files, else its API.
   void AddKubeletNames(Identity& identity);
+  static void AddNames(PodNames& names, Identity& identity);
   void PruneLocked(std::chrono::steady_clock::time_point now);
 
   IdentityOptions options_;
   std::string cgroup_root_;
   std::unique_ptr<CgroupPaths> cgroups_;  // null when there is no cgroup v2 hierarchy
   KubeletFiles kubelet_;
+  std::shared_ptr<KubeletApi> kubelet_api_;       // null unless options_.kubelet_api.url is set
+  std::unique_ptr<PodNames> kubelet_api_names_;  // a cache of kubelet_api_'s listings
   mutable std::mutex mutex_;
   struct Cached {
     Identity identity;

@@ -1,0 +1,189 @@
+#include "scry/kubelet_api.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "scry/errors.h"
+#include "scry/log.h"
+
+namespace scry {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string StringAt(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+const json& ObjectAt(const json& object, const char* key) {
+  static const json kEmpty = json::object();
+  auto it = object.find(key);
+  return it != object.end() && it->is_object() ? *it : kEmpty;
+}
+
+// "containerd://<64 hex>" -> "<64 hex>"; "" for anything else.
+std::string ContainerIdOf(const std::string& status_id) {
+  auto sep = status_id.find("://");
+  if (sep == std::string::npos) return {};
+  std::string id = status_id.substr(sep + 3);
+  if (id.size() != 64 || id.find_first_not_of("0123456789abcdef") != std::string::npos) return {};
+  return id;
+}
+
+}  // namespace
+
+PodListing ParsePodList(std::string_view text) {
+  json list = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (list.is_discarded()) throw std::runtime_error("the kubelet's answer is not JSON");
+  auto items = list.is_object() ? list.find("items") : list.end();
+  if (!list.is_object() || items == list.end() || !(items->is_array() || items->is_null()))
+    throw std::runtime_error("the kubelet's answer is not a PodList (no \"items\")");
+  PodListing out;
+  if (items->is_null()) return out;  // a node without pods
+  for (const auto& item : *items) {
+    if (!item.is_object()) continue;
+    const json& meta = ObjectAt(item, "metadata");
+    KubeletPod pod{StringAt(meta, "namespace"), StringAt(meta, "name"), StringAt(meta, "uid"), {}};
+    if (pod.pod.empty() || pod.pod_uid.empty()) continue;
+    const json& status = ObjectAt(item, "status");
+    for (const char* kind : {"initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"}) {
+      auto statuses = status.find(kind);
+      if (statuses == status.end() || !statuses->is_array()) continue;
+      for (const auto& c : *statuses) {
+        if (!c.is_object()) continue;
+        std::string name = StringAt(c, "name");
+        if (name.empty()) continue;
+        pod.containers.push_back(name);
+        std::string id = ContainerIdOf(StringAt(c, "containerID"));
+        if (!id.empty()) out.containers[id] = {pod.pod_namespace, pod.pod, pod.pod_uid, name, id};
+      }
+    }
+    std::sort(pod.containers.begin(), pod.containers.end());
+    out.pods[pod.pod_uid] = std::move(pod);
+  }
+  return out;
+}
+
+KubeletApi::KubeletApi(KubeletApiOptions options) : options_(std::move(options)) {
+  if (options_.url.rfind("http://", 0) != 0 && options_.url.rfind("https://", 0) != 0)
+    throw UsageError("--kubelet.url: " + options_.url + " is not an http:// or https:// URL");
+  static std::once_flag curl_init;
+  std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  thread_ = std::thread([this] { Run(); });
+}
+
+KubeletApi::~KubeletApi() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+std::optional<PodListing> KubeletApi::List() {
+  std::lock_guard lock(mutex_);
+  wanted_ = true;
+  wake_.notify_all();
+  return latest_;
+}
+
+void KubeletApi::Run() {
+  std::string last_error;
+  std::unique_lock lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [this] { return stop_ || wanted_; });
+    if (stop_) return;
+    wanted_ = false;
+    lock.unlock();
+    std::string error;
+    auto listing = Fetch(&error);
+    if (listing) {
+      ok_++;
+      if (!last_error.empty()) log::Info("the kubelet answers again", {{"url", options_.url}});
+      last_error.clear();
+    } else {
+      failed_++;
+      if (error != last_error) log::Warn("cannot list pods from the kubelet", {{"url", options_.url}, {"error", error}});
+      last_error = error;
+    }
+    lock.lock();
+    if (listing) latest_ = std::move(listing);
+  }
+}
+
+namespace {
+size_t Append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+}  // namespace
+
+std::optional<PodListing> KubeletApi::Fetch(std::string* error) const {
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) {
+    *error = "curl_easy_init failed";
+    return std::nullopt;
+  }
+  std::string token;
+  if (!options_.token_file.empty()) {
+    std::ifstream in(options_.token_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    token = text.str();
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+    if (!in || token.empty()) {
+      *error = "cannot read the token file " + options_.token_file;
+      return std::nullopt;
+    }
+  }
+  curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
+  if (!token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers, curl_slist_free_all);
+  std::string body;
+  char curl_error[CURL_ERROR_SIZE] = "";
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, options_.url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_error);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(options_.timeout.count()));
+  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");  // any the library decodes (gzip)
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (!options_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, options_.ca_file.c_str());
+  if (options_.insecure_skip_verify) {
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  CURLcode rc = curl_easy_perform(c);
+  if (rc != CURLE_OK) {
+    *error = curl_error[0] ? curl_error : curl_easy_strerror(rc);
+    return std::nullopt;
+  }
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  if (status != 200) {
+    *error = "HTTP status " + std::to_string(status);
+    if (status == 401) *error += " (no or a wrong token: see --kubelet.token-file)";
+    if (status == 403) *error += " (the token's account may not get nodes/proxy)";
+    return std::nullopt;
+  }
+  try {
+    return ParsePodList(body);
+  } catch (const std::exception& e) {
+    *error = e.what();
+    return std::nullopt;
+  }
+}
+
+}  // namespace scry
