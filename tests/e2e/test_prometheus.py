@@ -5,12 +5,16 @@ dashboard and alert rules evaluates and returns data.
 What it does (as root, Python 3 standard library only):
   1. makes a loop device backed by a sparse file on a tiny tmpfs, so that direct writes past the tmpfs
      size fail with ENOSPC at the block layer;
-  2. starts <bin-dir>/scry-block on a free loopback port (--collector.cgroup --bpf.stats), with a
-     NOTIFY_SOCKET, and waits for READY=1;
+  2. makes a plain cgroup for a host-service-like workload, and a node root for --path.rootfs with the
+     kubelet's files of one pod (namespace "shop", pod "ledger-0", container "db") and the container's
+     cgroup v2 directory below kubepods.slice;
+     starts <bin-dir>/scry-block on a free loopback port (--collector.cgroup --bpf.stats
+     --path.rootfs), with a NOTIFY_SOCKET, and waits for READY=1;
   3. starts Debian's prometheus on a free loopback port (scrape and evaluation interval 1s, job
      "scry-block", rule_files = alerts/scry-block.rules.yml, storage in a temp dir) and waits until
      the target is up;
-  4. drives I/O with dd: reads and writes on the loop device, then two bursts of failing writes;
+  4. drives I/O with dd: writes on the loop device from the plain cgroup, reads from the pod's
+     container, then two bursts of failing writes;
   5. asserts:
      - every dashboard expression (template variables replaced by the values their label_values()
        queries return, Grafana-style; $__rate_interval etc. by durations) returns status success and
@@ -22,6 +26,8 @@ What it does (as root, Python 3 standard library only):
      - every rule expression evaluates with status success; recording rules return data; for each
        alert, the expression without its conditions (the left operand of or/and/unless, comparisons
        with a constant removed) returns data;
+     - $cgroup offers the plain cgroup, $namespace and $pod the test pod, and both have per-workload
+       latency series;
      - every scry_/recorded metric name used anywhere exists in Prometheus (or belongs to an
        unavailable feature);
      - ScryBlockIOErrors fires for the loop device (op write, error ENOSPC); ScryBlockExporterDown,
@@ -52,6 +58,14 @@ DEFAULT_DEADLINE = 240    # the whole test; the CTest TIMEOUT is above it so tha
 PREFIX = "scry-e2e-prom-"
 JOB = "scry-block"
 
+# The test pod (fixed ids, so that a run killed before its cleanup can be cleaned up by the next one).
+NAMESPACE, POD, CONTAINER = "shop", "ledger-0", "db"
+POD_UID = "6c0d7f4e-2b1a-4e8d-9c3f-0a1b2c3de2eb"
+CONTAINER_ID = "e2eb10cd3bf6641bdb0e2050b76932cbb2e6034a0ddacc1d9bea82a6ba57f7cf"
+POD_SLICE = ["kubepods.slice", "kubepods-besteffort.slice",
+             "kubepods-besteffort-pod%s.slice" % POD_UID.replace("-", "_")]
+CONTAINER_SCOPE = "cri-containerd-%s.scope" % CONTAINER_ID
+
 # Metric name prefix -> the exporter feature (scry_feature_available{feature}) that produces it.
 FEATURE_OF = [
     ("scry_block_page_cache_accesses", "page_cache_accesses"),
@@ -81,6 +95,7 @@ class Env:
         self.procs = []  # (name, Popen)
         self.notify = None
         self.cgroup_dir = None  # a cgroup v2 directory for the workload
+        self.made_cgroups = []  # the pod's cgroup directories, parents first
 
     def cleanup(self):
         for name, p in reversed(self.procs):
@@ -97,11 +112,11 @@ class Env:
             r = subprocess.run(["umount", self.mountpoint], capture_output=True, timeout=CMD_TIMEOUT)
             if r.returncode:
                 subprocess.run(["umount", "-l", self.mountpoint], capture_output=True, timeout=CMD_TIMEOUT)
-        if self.cgroup_dir and os.path.isdir(self.cgroup_dir):
+        for d in reversed(self.made_cgroups + ([self.cgroup_dir] if self.cgroup_dir else [])):
             try:
-                os.rmdir(self.cgroup_dir)
+                os.rmdir(d)
             except OSError as e:
-                log(f"cleanup: cannot remove {self.cgroup_dir}: {e}")
+                log(f"cleanup: cannot remove {d}: {e}")
         if self.notify:
             self.notify.close()
         if self.tmp:
@@ -122,12 +137,14 @@ def remove_leftovers():
                 subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=CMD_TIMEOUT)
     root = cgroup2_root()
     if root:
-        for name in os.listdir(root):
-            if name.startswith(PREFIX):
-                try:
-                    os.rmdir(os.path.join(root, name))
-                except OSError:
-                    pass
+        stale = [os.path.join(root, name) for name in os.listdir(root) if name.startswith(PREFIX)]
+        pod = os.path.join(root, *POD_SLICE)
+        stale += [os.path.join(pod, CONTAINER_SCOPE), pod]
+        for d in stale:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
 
 
 
@@ -138,6 +155,28 @@ def setup_cgroup(env):
     env.cgroup_dir = os.path.join(root, os.path.basename(env.tmp))
     os.mkdir(env.cgroup_dir)
     return "/" + os.path.basename(env.tmp)
+
+
+def setup_pod(env):
+    """The kubelet's files below a node root, and the container's cgroup. Returns (root, the container's
+    cgroup.procs)."""
+    root = os.path.join(env.tmp, "root")
+    os.mkdir(root)
+    os.symlink("/proc", os.path.join(root, "proc"))
+    os.symlink("/sys", os.path.join(root, "sys"))
+    log_dir = os.path.join(root, "var/log/pods", f"{NAMESPACE}_{POD}_{POD_UID}", CONTAINER)
+    os.makedirs(log_dir)
+    open(os.path.join(log_dir, "0.log"), "w").close()
+    os.makedirs(os.path.join(root, "var/log/containers"))
+    os.symlink(f"/var/log/pods/{NAMESPACE}_{POD}_{POD_UID}/{CONTAINER}/0.log",
+               os.path.join(root, "var/log/containers", f"{POD}_{NAMESPACE}_{CONTAINER}-{CONTAINER_ID}.log"))
+    path = cgroup2_root()
+    for part in POD_SLICE + [CONTAINER_SCOPE]:
+        path = os.path.join(path, part)
+        if not os.path.isdir(path):
+            os.mkdir(path)
+            env.made_cgroups.append(path)
+    return root, os.path.join(path, "cgroup.procs")
 
 
 def setup_loop(env):
@@ -152,16 +191,16 @@ def setup_loop(env):
 
 
 WORKLOAD_CGROUP = None  # cgroup.procs of the workload cgroup, set in main()
+POD_CGROUP = None       # cgroup.procs of the pod's container, set in main()
 
 
-def enter_workload_cgroup():
-    with open(WORKLOAD_CGROUP, "w") as f:
-        f.write("0")  # "0": the writing process itself
-
-
-def dd(*args):
+def dd(*args, procs=None):
+    """dd in the workload cgroup, or in the cgroup whose cgroup.procs is procs."""
+    def enter():
+        with open(procs or WORKLOAD_CGROUP, "w") as f:
+            f.write("0")  # "0": the writing process itself
     return subprocess.run(["dd", "status=none", *args], capture_output=True, text=True, timeout=CMD_TIMEOUT,
-                          preexec_fn=enter_workload_cgroup if WORKLOAD_CGROUP else None)
+                          preexec_fn=enter)
 
 
 def workload(prom, loop):
@@ -170,8 +209,8 @@ def workload(prom, loop):
     dev = f"/dev/{loop}"
     r = dd("if=/dev/zero", f"of={dev}", "bs=64k", "count=32", "oflag=direct")
     check(r.returncode == 0, f"dd write to {dev} failed: {r.stderr}")
-    r = dd(f"if={dev}", "of=/dev/null", "bs=4k", "count=256", "iflag=direct")
-    check(r.returncode == 0, f"dd read from {dev} failed: {r.stderr}")
+    r = dd(f"if={dev}", "of=/dev/null", "bs=4k", "count=256", "iflag=direct", procs=POD_CGROUP)
+    check(r.returncode == 0, f"dd read from {dev} in the pod failed: {r.stderr}")
     sel = f'scry_block_errors_total{{job="scry-block", device="{loop}", op="write", error="ENOSPC"}}'
     seen = 0.0
     for burst, seek in enumerate((8, 16)):
@@ -185,7 +224,7 @@ def workload(prom, loop):
         time.sleep(1.5)
     # Successful I/O again after the failures, so rates over the last seconds are not all zero.
     dd("if=/dev/zero", f"of={dev}", "bs=4k", "count=64", "oflag=direct")
-    dd(f"if={dev}", "of=/dev/null", "bs=4k", "count=64", "iflag=direct")
+    dd(f"if={dev}", "of=/dev/null", "bs=4k", "count=64", "iflag=direct", procs=POD_CGROUP)
 
 
 def main():
@@ -208,14 +247,16 @@ def main():
         env.tmp = tempfile.mkdtemp(prefix=PREFIX)
         loop = setup_loop(env)
         log(f"loop device /dev/{loop} on a 4 MiB tmpfs at {env.mountpoint}")
-        global WORKLOAD_CGROUP
+        global WORKLOAD_CGROUP, POD_CGROUP
         cgroup = setup_cgroup(env)
         WORKLOAD_CGROUP = os.path.join(env.cgroup_dir, "cgroup.procs")
         log(f"workload cgroup {cgroup} ({env.cgroup_dir})")
+        node_root, POD_CGROUP = setup_pod(env)
+        log(f"pod {NAMESPACE}/{POD} container {CONTAINER}: {os.path.dirname(POD_CGROUP)}")
 
         exporter_port, prom_port = free_port(), free_port()
         cmd = [binary, f"--web.listen-address=127.0.0.1:{exporter_port}", "--collector.cgroup", "--bpf.stats",
-               "--log.level=info"]
+               f"--path.rootfs={node_root}", "--log.level=info"]
         exporter, exporter_log = start_exporter(env, "scry-block", cmd)
         rules_path = os.path.join(src, "alerts", "scry-block.rules.yml")
         prom, prom_log = start_prometheus(env, JOB, rules_path, exporter_port, prom_port)
@@ -242,17 +283,29 @@ def main():
         dash_path = os.path.join(src, "dashboards", "scry-block.json")
         dashboard = json.load(open(dash_path))
         range_s = int(time.time() - t0) + 60
-        values, resolved = dashboard_variables(
-            prom, dashboard, {"datasource": "prometheus"})
-        log("template variables: " + "; ".join(f"{k}={v}" for k, v in values.items()))
+        # 'All' sends each variable's allValue, as Grafana does: ".*" also matches the empty cgroup
+        # label of containers and the empty pod label of host services.
+        values, resolved = dashboard_variables(prom, dashboard, {"datasource": "prometheus"}, use_all_value=True)
+        log("template variables (All): " + "; ".join(f"{k}={v}" for k, v in values.items()))
         check(loop in resolved.get("device", []), f"$device does not offer the loop device {loop}: {resolved.get('device')}")
         check(cgroup in resolved.get("cgroup", []), f"$cgroup does not offer the workload cgroup {cgroup}: {resolved.get('cgroup')}")
         cg_sel = f'scry_block_cgroup_io_duration_seconds_count{{job="{JOB}", cgroup="{cgroup}", device="{loop}"}}'
         cg_n = series_value(prom, cg_sel)
         check(cg_n is not None and cg_n > 0, f"{cg_sel} = {cg_n}, want > 0")
         log(f"per-cgroup: {cg_sel} = {cg_n}")
+        for var, want in (("namespace", NAMESPACE), ("pod", POD)):
+            check(want in resolved.get(var, []), f"${var} does not offer {want}: {resolved.get(var)}")
+        pod_sel = (f'scry_block_cgroup_io_duration_seconds_count{{job="{JOB}", namespace="{NAMESPACE}", pod="{POD}", '
+                   f'container="{CONTAINER}", container_id="{CONTAINER_ID}", cgroup="", device="{loop}"}}')
+        pod_n = series_value(prom, pod_sel)
+        check(pod_n is not None and pod_n > 0, f"{pod_sel} = {pod_n}, want > 0")
+        log(f"per-pod: {pod_sel} = {pod_n}")
 
-        all_exprs = check_dashboard_exprs(prom, dashboard, values, range_s, expected_empty, rows)
+        all_exprs = check_dashboard_exprs(prom, dashboard, values, range_s, expected_empty, rows, tag="all")
+        # The same with the test pod selected: its I/O only (reads of the loop device).
+        pod_values, _ = dashboard_variables(prom, dashboard, {"datasource": "prometheus", "namespace": NAMESPACE,
+                                                              "pod": POD}, use_all_value=True)
+        check_dashboard_exprs(prom, dashboard, pod_values, range_s, expected_empty, rows, tag="pod")
 
         # --- rule expressions ---
         all_exprs += check_rule_exprs(prom, rules, expected_empty, rows)

@@ -86,7 +86,7 @@ def check_rules(src):
 # (docs/workloads.md), scry-block also by device.
 REQUIRED_VARS = ("job", "instance")
 WORKLOAD_VARS = ("namespace", "pod")
-EXTRA_VARS = {"scry-block.json": ("device", "cgroup")}
+EXTRA_VARS = {"scry-block.json": ("device", "cgroup", "namespace", "pod")}
 
 # Concrete stand-ins for Grafana's variables, enough for PromQL to parse.
 SUBSTITUTIONS = [
