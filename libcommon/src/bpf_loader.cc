@@ -1,6 +1,7 @@
 #include "scry/bpf_loader.h"
 
 #include <bpf/btf.h>
+#include <malloc.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -207,6 +208,8 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
     links_[h.hook] = link;
   }
   ComputeFeatures();  // again, in case a final attach failed where its probe had worked
+  // Every probe and the final load parsed the kernel's BTF (megabytes each): give the freed heap back.
+  malloc_trim(0);
 }
 
 void BpfObject::ComputeFeatures() {
