@@ -406,11 +406,13 @@ struct mm_struct___old {
 
 static __always_inline __u64 mm_pages(struct mm_struct *mm, int member)
 {
+	struct mm_struct___old *old = (void *)mm;
 	long v = 0;
 
-	if (bpf_core_type_exists(struct mm_rss_stat___old)) {
-		struct mm_struct___old *old = (void *)mm;
-
+	/* Asked of mm_struct's field, not with bpf_core_type_exists(mm_rss_stat___old): a type missing
+	 * from vmlinux makes libbpf (< 1.2) list module BTFs, which needs CAP_SYS_ADMIN, and fail the
+	 * load without it (the systemd unit grants CAP_BPF and CAP_PERFMON only). */
+	if (bpf_core_field_exists(old->rss_stat)) {
 		bpf_core_read(&v, sizeof(v), &old->rss_stat.count[member].counter);
 	} else {
 		bpf_core_read(&v, sizeof(v), &mm->rss_stat[member].count);

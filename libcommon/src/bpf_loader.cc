@@ -4,7 +4,6 @@
 #include <malloc.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -241,14 +240,12 @@ void BpfObject::Close() {
 }
 
 bpf_object* BpfObject::Open() const {
-  // The running kernel's BTF named as a custom path: a CO-RE relocation whose type vmlinux lacks (a
-  // guarded "___old" flavour) is then not looked for in kernel modules, which needs CAP_SYS_ADMIN
-  // (listing BTF objects) and fails the load under a unit's CAP_BPF alone. No exporter uses module types.
-  static const char* kKernelBtf = "/sys/kernel/btf/vmlinux";
-  const char* btf = !spec_.btf_path.empty()      ? spec_.btf_path.c_str()
-                    : access(kKernelBtf, R_OK) == 0 ? kKernelBtf
-                                                    : nullptr;
-  LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = spec_.object_name.c_str(), .btf_custom_path = btf);
+  // No custom path unless --btf-path: libbpf then also parses the kernel's BTF for tp_btf attach targets,
+  // and two parsed copies at once raise the load's peak memory by about 5 MB. A CO-RE relocation must
+  // therefore never name a type vmlinux lacks (libbpf would look for it in module BTFs, which needs
+  // CAP_SYS_ADMIN, and fail under a unit's CAP_BPF): ask whether a field of an existing type exists.
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = spec_.object_name.c_str(),
+              .btf_custom_path = spec_.btf_path.empty() ? nullptr : spec_.btf_path.c_str());
   bpf_object* obj = bpf_object__open_mem(spec_.elf, spec_.elf_size, &opts);
   if (!obj) throw RuntimeError(spec_.object_name + ": cannot open BPF object: " + ErrorText(errno));
   try {
