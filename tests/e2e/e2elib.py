@@ -253,6 +253,35 @@ def cgroup2_root():
 
 
 
+def pod_node_root(tmp, namespace, pod, pod_uid, container, container_id):
+    """A node root for --path.rootfs below tmp: the host's /proc and /sys, and the kubelet's log files of
+    one pod's container (/var/log/pods/<ns>_<pod>_<uid>/<container>/ and its /var/log/containers link).
+    Returns its path."""
+    root = os.path.join(tmp, "root")
+    os.mkdir(root)
+    os.symlink("/proc", os.path.join(root, "proc"))
+    os.symlink("/sys", os.path.join(root, "sys"))
+    log_dir = os.path.join(root, "var/log/pods", f"{namespace}_{pod}_{pod_uid}", container)
+    os.makedirs(log_dir)
+    open(os.path.join(log_dir, "0.log"), "w").close()
+    os.makedirs(os.path.join(root, "var/log/containers"))
+    os.symlink(f"/var/log/pods/{namespace}_{pod}_{pod_uid}/{container}/0.log",
+               os.path.join(root, "var/log/containers", f"{pod}_{namespace}_{container}-{container_id}.log"))
+    return root
+
+
+def makedirs_tracked(made, base, parts):
+    """Creates base/parts[0]/parts[1]/... where missing, noting each directory made in made (parents
+    first, so that cleanup removes them in reverse). Returns the last one."""
+    path = base
+    for part in parts:
+        path = os.path.join(path, part)
+        if not os.path.isdir(path):
+            os.mkdir(path)
+            made.append(path)
+    return path
+
+
 def series_value(prom, expr):
     r = prom.query(expr)
     if r.get("status") != "success" or not r["data"]["result"]:

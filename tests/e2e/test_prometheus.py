@@ -50,9 +50,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (CMD_TIMEOUT, Deadline, Skip, alerts_by_name, cgroup2_root, check,  # noqa: E402
                     check_dashboard_exprs, check_metric_names, check_rule_exprs, dashboard_variables,
-                    disarm_deadline, e2e_args, failures, free_port, log, log_tail, metric_names,
-                    print_table, promtool_check_metrics, report, run, series_value, skipped,
-                    start_exporter, start_prometheus, stop_exporter, wait_for, wait_rules_evaluated)
+                    disarm_deadline, e2e_args, failures, free_port, log, log_tail, makedirs_tracked,
+                    metric_names, pod_node_root, print_table, promtool_check_metrics, report, run,
+                    series_value, skipped, start_exporter, start_prometheus, stop_exporter, wait_for,
+                    wait_rules_evaluated)
 
 DEFAULT_DEADLINE = 240    # the whole test; the CTest TIMEOUT is above it so that cleanup runs
 PREFIX = "scry-e2e-prom-"
@@ -160,22 +161,8 @@ def setup_cgroup(env):
 def setup_pod(env):
     """The kubelet's files below a node root, and the container's cgroup. Returns (root, the container's
     cgroup.procs)."""
-    root = os.path.join(env.tmp, "root")
-    os.mkdir(root)
-    os.symlink("/proc", os.path.join(root, "proc"))
-    os.symlink("/sys", os.path.join(root, "sys"))
-    log_dir = os.path.join(root, "var/log/pods", f"{NAMESPACE}_{POD}_{POD_UID}", CONTAINER)
-    os.makedirs(log_dir)
-    open(os.path.join(log_dir, "0.log"), "w").close()
-    os.makedirs(os.path.join(root, "var/log/containers"))
-    os.symlink(f"/var/log/pods/{NAMESPACE}_{POD}_{POD_UID}/{CONTAINER}/0.log",
-               os.path.join(root, "var/log/containers", f"{POD}_{NAMESPACE}_{CONTAINER}-{CONTAINER_ID}.log"))
-    path = cgroup2_root()
-    for part in POD_SLICE + [CONTAINER_SCOPE]:
-        path = os.path.join(path, part)
-        if not os.path.isdir(path):
-            os.mkdir(path)
-            env.made_cgroups.append(path)
+    root = pod_node_root(env.tmp, NAMESPACE, POD, POD_UID, CONTAINER, CONTAINER_ID)
+    path = makedirs_tracked(env.made_cgroups, cgroup2_root(), POD_SLICE + [CONTAINER_SCOPE])
     return root, os.path.join(path, "cgroup.procs")
 
 

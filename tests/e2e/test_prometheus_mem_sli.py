@@ -40,11 +40,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import (Deadline, Skip, alerts_by_name, cgroup2_root, check, check_dashboard_exprs,  # noqa: E402
-                    check_metric_names, check_rule_exprs, dashboard_variables, die_with_parent,
-                    disarm_deadline, e2e_args, free_port, log, print_table, promtool_check_metrics,
-                    report, series_value, skipped, start_exporter, start_prometheus, stop_exporter,
-                    wait_for, wait_rules_evaluated)
+from e2elib import (Deadline, Skip, alerts_by_name, cgroup2_root, check,  # noqa: E402
+                    check_dashboard_exprs, check_metric_names, check_rule_exprs, dashboard_variables,
+                    die_with_parent, disarm_deadline, e2e_args, free_port, log, makedirs_tracked,
+                    pod_node_root, print_table, promtool_check_metrics, report, series_value, skipped,
+                    start_exporter, start_prometheus, stop_exporter, wait_for, wait_rules_evaluated)
 
 DEFAULT_DEADLINE = 240
 PREFIX = "scry-e2e-mem-"
@@ -147,16 +147,6 @@ def remove_leftovers():
                 rmdir_retry(os.path.join(V1_MEMORY, name), tries=20)
 
 
-def makedirs_tracked(env, base, parts):
-    path = base
-    for part in parts:
-        path = os.path.join(path, part)
-        if not os.path.isdir(path):
-            os.mkdir(path)
-            env.made_cgroups.append(path)
-    return path
-
-
 def write(path, value):
     with open(path, "w") as f:
         f.write(str(value))
@@ -165,21 +155,12 @@ def write(path, value):
 def setup_pod(env):
     """The kubelet's files below a node root, and the container's cgroup with its memory limit. Returns
     (root, the cgroup.procs files the container's tasks join)."""
-    root = os.path.join(env.tmp, "root")
-    os.mkdir(root)
-    os.symlink("/proc", os.path.join(root, "proc"))
-    os.symlink("/sys", os.path.join(root, "sys"))
-    pod_dir = os.path.join(root, "var/log/pods", f"{NAMESPACE}_{POD}_{POD_UID}", CONTAINER)
-    os.makedirs(pod_dir)
-    open(os.path.join(pod_dir, "0.log"), "w").close()
-    os.makedirs(os.path.join(root, "var/log/containers"))
-    os.symlink(f"/var/log/pods/{NAMESPACE}_{POD}_{POD_UID}/{CONTAINER}/0.log",
-               os.path.join(root, "var/log/containers", f"{POD}_{NAMESPACE}_{CONTAINER}-{CONTAINER_ID}.log"))
+    root = pod_node_root(env.tmp, NAMESPACE, POD, POD_UID, CONTAINER, CONTAINER_ID)
 
     cg2 = cgroup2_root()
     if not cg2:
         raise Skip("no cgroup v2 hierarchy mounted")
-    container = makedirs_tracked(env, cg2, POD_SLICE + [CONTAINER_SCOPE])
+    container = makedirs_tracked(env.made_cgroups, cg2, POD_SLICE + [CONTAINER_SCOPE])
     procs = [os.path.join(container, "cgroup.procs")]
     if "memory" in open(os.path.join(cg2, "cgroup.controllers")).read().split():
         path = cg2
@@ -192,7 +173,7 @@ def setup_pod(env):
             write(os.path.join(container, "memory.swap.max"), 0)
         how = f"memory.max on {container}"
     elif os.path.exists(os.path.join(V1_MEMORY, "memory.limit_in_bytes")):
-        v1 = makedirs_tracked(env, V1_MEMORY, [os.path.basename(env.tmp)])
+        v1 = makedirs_tracked(env.made_cgroups, V1_MEMORY, [os.path.basename(env.tmp)])
         write(os.path.join(v1, "memory.limit_in_bytes"), LIMIT)
         if os.path.exists(os.path.join(v1, "memory.memsw.limit_in_bytes")):
             write(os.path.join(v1, "memory.memsw.limit_in_bytes"), LIMIT)

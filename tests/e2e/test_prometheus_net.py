@@ -44,9 +44,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (CMD_TIMEOUT, Deadline, Skip, alerts_by_name, cgroup2_root, check,  # noqa: E402
                     check_dashboard_exprs, check_metric_names, check_rule_exprs, dashboard_variables,
-                    disarm_deadline, e2e_args, failures, free_port, log, print_table,
-                    promtool_check_metrics, report, run, skipped, start_exporter, start_prometheus,
-                    stop_exporter, wait_rules_evaluated, wait_value)
+                    disarm_deadline, e2e_args, failures, free_port, log, makedirs_tracked, pod_node_root,
+                    print_table, promtool_check_metrics, report, run, skipped, start_exporter,
+                    start_prometheus, stop_exporter, wait_rules_evaluated, wait_value)
 
 DEFAULT_DEADLINE = 240
 PREFIX = "scry-e2e-net-"
@@ -158,25 +158,11 @@ def setup_network(env):
 def setup_pod(env):
     """The kubelet's files below a node root, the container's cgroup and the server's. Returns (root,
     container cgroup dir, server cgroup dir)."""
-    root = os.path.join(env.tmp, "root")
-    os.mkdir(root)
-    os.symlink("/proc", os.path.join(root, "proc"))
-    os.symlink("/sys", os.path.join(root, "sys"))
-    pod_dir = os.path.join(root, "var/log/pods", f"{NAMESPACE}_{POD}_{POD_UID}", CONTAINER)
-    os.makedirs(pod_dir)
-    open(os.path.join(pod_dir, "0.log"), "w").close()
-    os.makedirs(os.path.join(root, "var/log/containers"))
-    os.symlink(f"/var/log/pods/{NAMESPACE}_{POD}_{POD_UID}/{CONTAINER}/0.log",
-               os.path.join(root, "var/log/containers", f"{POD}_{NAMESPACE}_{CONTAINER}-{CONTAINER_ID}.log"))
+    root = pod_node_root(env.tmp, NAMESPACE, POD, POD_UID, CONTAINER, CONTAINER_ID)
     cg2 = cgroup2_root()
     if not cg2:
         raise Skip("no cgroup v2 hierarchy mounted")
-    path = cg2
-    for part in POD_SLICE + [CONTAINER_SCOPE]:
-        path = os.path.join(path, part)
-        if not os.path.isdir(path):
-            os.mkdir(path)
-            env.made_cgroups.append(path)
+    path = makedirs_tracked(env.made_cgroups, cg2, POD_SLICE + [CONTAINER_SCOPE])
     server = os.path.join(cg2, SERVER_CGROUP)
     os.mkdir(server)
     env.made_cgroups.append(server)

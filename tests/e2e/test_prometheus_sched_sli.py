@@ -49,8 +49,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (CMD_TIMEOUT, Deadline, Skip, alerts_by_name, cgroup2_root, check,  # noqa: E402
                     check_dashboard_exprs, check_metric_names, check_rule_exprs, dashboard_variables,
                     die_with_parent, disarm_deadline, e2e_args, failures, free_port, log, log_tail,
-                    print_table, promtool_check_metrics, report, run, skipped, start_exporter,
-                    start_prometheus, stop_exporter, wait_rules_evaluated, wait_value)
+                    makedirs_tracked, pod_node_root, print_table, promtool_check_metrics, report, run,
+                    skipped, start_exporter, start_prometheus, stop_exporter, wait_rules_evaluated,
+                    wait_value)
 
 DEFAULT_DEADLINE = 240
 PREFIX = "scry-e2e-sched-"
@@ -160,34 +161,15 @@ def kill_cgroup(path):
         pass
 
 
-def makedirs_tracked(env, base, parts):
-    path = base
-    for part in parts:
-        path = os.path.join(path, part)
-        if not os.path.isdir(path):
-            os.mkdir(path)
-            env.made_cgroups.append(path)
-    return path
-
-
 def setup_pod(env):
     """The kubelet's files below a node root, and the container's cgroup. Returns (root, the cgroup.procs
     files to join for the container's tasks, the same for its CPU-limited tasks)."""
-    root = os.path.join(env.tmp, "root")
-    os.mkdir(root)
-    os.symlink("/proc", os.path.join(root, "proc"))
-    os.symlink("/sys", os.path.join(root, "sys"))
-    pod_dir = os.path.join(root, "var/log/pods", f"{NAMESPACE}_{POD}_{POD_UID}", CONTAINER)
-    os.makedirs(pod_dir)
-    open(os.path.join(pod_dir, "0.log"), "w").close()
-    os.makedirs(os.path.join(root, "var/log/containers"))
-    os.symlink(f"/var/log/pods/{NAMESPACE}_{POD}_{POD_UID}/{CONTAINER}/0.log",
-               os.path.join(root, "var/log/containers", f"{POD}_{NAMESPACE}_{CONTAINER}-{CONTAINER_ID}.log"))
+    root = pod_node_root(env.tmp, NAMESPACE, POD, POD_UID, CONTAINER, CONTAINER_ID)
 
     cg2 = cgroup2_root()
     if not cg2:
         raise Skip("no cgroup v2 hierarchy mounted")
-    container = makedirs_tracked(env, cg2, POD_SLICE + [CONTAINER_SCOPE])
+    container = makedirs_tracked(env.made_cgroups, cg2, POD_SLICE + [CONTAINER_SCOPE])
     container_procs = [os.path.join(container, "cgroup.procs")]
     limited_procs = list(container_procs)
     controllers = open(os.path.join(cg2, "cgroup.controllers")).read().split()
@@ -199,15 +181,15 @@ def setup_pod(env):
             with open(os.path.join(path, "cgroup.subtree_control"), "w") as f:
                 f.write("+cpu")
             path = os.path.join(path, part)
-        container_procs = [os.path.join(makedirs_tracked(env, container, ["main"]), "cgroup.procs")]
-        limited = makedirs_tracked(env, container, ["limited"])
+        container_procs = [os.path.join(makedirs_tracked(env.made_cgroups, container, ["main"]), "cgroup.procs")]
+        limited = makedirs_tracked(env.made_cgroups, container, ["limited"])
         with open(os.path.join(limited, "cpu.max"), "w") as f:
             f.write("20000 100000")
         limited_procs = [os.path.join(limited, "cgroup.procs")]
         how = f"cpu.max on {limited}"
     elif os.path.exists(os.path.join(V1_CPU, "cpu.cfs_quota_us")):
         # Hybrid: the v1 cpu controller limits, the v2 tree gives the identity.
-        v1 = makedirs_tracked(env, V1_CPU, [os.path.basename(env.tmp)])
+        v1 = makedirs_tracked(env.made_cgroups, V1_CPU, [os.path.basename(env.tmp)])
         with open(os.path.join(v1, "cpu.cfs_period_us"), "w") as f:
             f.write("100000")
         with open(os.path.join(v1, "cpu.cfs_quota_us"), "w") as f:
