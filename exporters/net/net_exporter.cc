@@ -18,7 +18,8 @@ void NetExporter::AddOptions(po::options_description& desc) {
      "into peer=\"other\".")
     ("collector.peers.pod-names", po::value<bool>()->default_value(false)->implicit_value(true),
      "Show client-side peers that are pods of this node as peer=\"namespace/pod\" (their addresses are read "
-     "from the pods' network namespaces; other peers stay addresses).")
+     "from the pods' network namespaces, and with --kubelet.url from the kubelet's pod list; other peers "
+     "stay addresses).")
     ("collector.peers.expiry", po::value<std::string>()->default_value("5m"),
      "A peer with no open connection and no event for this long loses its series.")
     ("collector.rtt", po::value<bool>()->default_value(true)->implicit_value(true),

@@ -1,6 +1,7 @@
 #include "scry/kubelet_api.h"
 
 #define CURL_DISABLE_TYPECHECK
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dlfcn.h>
 
@@ -14,6 +15,7 @@
 
 #include "scry/errors.h"
 #include "scry/log.h"
+#include "scry/procnet.h"
 
 namespace scry {
 
@@ -85,6 +87,14 @@ const Curl& OpenCurl() {
   return curl;
 }
 
+// An IP address as FormatAddress writes it, or nullopt.
+std::optional<std::string> CanonicalAddress(const std::string& text) {
+  uint8_t addr[16];
+  if (inet_pton(AF_INET, text.c_str(), addr) == 1) return FormatAddress(AF_INET, addr);
+  if (inet_pton(AF_INET6, text.c_str(), addr) == 1) return FormatAddress(AF_INET6, addr);
+  return std::nullopt;
+}
+
 }  // namespace
 
 PodListing ParsePodList(std::string_view text) {
@@ -101,6 +111,16 @@ PodListing ParsePodList(std::string_view text) {
     KubeletPod pod{StringAt(meta, "namespace"), StringAt(meta, "name"), StringAt(meta, "uid"), {}};
     if (pod.pod.empty() || pod.pod_uid.empty()) continue;
     const json& status = ObjectAt(item, "status");
+    const json& spec = ObjectAt(item, "spec");
+    auto host_network = spec.find("hostNetwork");
+    pod.host_network = host_network != spec.end() && *host_network == true;
+    std::vector<std::string> ips;
+    if (auto pod_ips = status.find("podIPs"); pod_ips != status.end() && pod_ips->is_array())
+      for (const auto& ip : *pod_ips)
+        if (ip.is_object()) ips.push_back(StringAt(ip, "ip"));
+    if (ips.empty()) ips.push_back(StringAt(status, "podIP"));
+    for (const auto& ip : ips)
+      if (auto address = CanonicalAddress(ip)) pod.addresses.push_back(*address);
     for (const char* kind : {"initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"}) {
       auto statuses = status.find(kind);
       if (statuses == status.end() || !statuses->is_array()) continue;
@@ -133,6 +153,11 @@ KubeletApi::~KubeletApi() {
   }
   wake_.notify_all();
   thread_.join();
+}
+
+std::optional<PodListing> KubeletApi::Latest() const {
+  std::lock_guard lock(mutex_);
+  return latest_;
 }
 
 std::optional<PodListing> KubeletApi::List() {

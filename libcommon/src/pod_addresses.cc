@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "scry/kubelet_api.h"
 #include "scry/procnet.h"
 
 namespace scry {
@@ -104,6 +105,16 @@ void PodAddresses::RefreshIfDueLocked() {
     for (const auto& a : addresses) host_network |= node.count(a) > 0;
     if (host_network) continue;
     for (const auto& a : addresses) pods[a] = id.pod_namespace + "/" + id.pod;
+  }
+  // With --kubelet.url, also the addresses the kubelet gives for its pods (those whose processes could
+  // not be read here, or have not run yet); what the namespaces said stays.
+  if (const KubeletApi* api = resolver_->kubelet_api()) {
+    if (auto listing = api->Latest()) {
+      for (const auto& [uid, pod] : listing->pods) {
+        if (pod.host_network) continue;
+        for (const auto& a : pod.addresses) pods.emplace(a, pod.pod_namespace + "/" + pod.pod);
+      }
+    }
   }
   pods_ = std::move(pods);
 }

@@ -459,6 +459,60 @@ class PeerPods(NetTest):
         self.assertEqual(m.get("scry_net_connections_opened_total", **labels), n)
 
 
+class PeerPodsFromKubelet(NetTest):
+    """--collector.peers.pod-names with --kubelet.url: the kubelet's /pods lists the server's address as
+    its pod's (status.podIPs). The server runs in a plain cgroup, so only that list can name it."""
+    pods = {"kind": "PodList", "items": [
+        {"metadata": {"name": "db-0", "namespace": "store", "uid": "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"},
+         "status": {"podIPs": [{"ip": SERVER_IP}]}},
+        # a hostNetwork pod's address is the node's: never a peer name
+        {"metadata": {"name": "proxy-x", "namespace": "kube-system", "uid": "0" * 32},
+         "spec": {"hostNetwork": True}, "status": {"podIPs": [{"ip": CLIENT_IP}]}}]}
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            return
+        cls.api_context = scrylib.kubelet_api(cls.pods, token="t0ken")
+        api = cls.api_context.__enter__()
+        cls.exporter_args = ("--collector.peers.pod-names", "--kubelet.url=" + api.url,
+                             "--kubelet.token-file=" + api.token_file, "--kubelet.ca-file=" + api.ca_file)
+        try:
+            super().setUpClass()
+        except Exception:
+            cls.api_context.__exit__(None, None, None)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if os.geteuid() != 0:
+            return
+        super().tearDownClass()
+        cls.api_context.__exit__(None, None, None)
+
+    def test_a_pod_peer_is_named_from_the_kubelets_pod_list(self):
+        n = 5
+        server_cg, _ = self.w.cgroup("apiserver")
+        client_cg, client_label = self.w.cgroup("apiclient")
+        self.w.start(SERVER_NS, server_cg, "serve", self.port, "accept", 64)
+        self.assertEqual(self.w.run(CLIENT_NS, client_cg, "connect", SERVER_IP, self.port, n), {"ok": n})
+        named = dict(cgroup=client_label, direction="client", peer="store/db-0", port=str(self.port))
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **named) >= n)
+        self.assertEqual(m.get("scry_net_connections_opened_total", **named), n)
+        self.assertIsNone(m.get("scry_net_connections_opened_total", None, cgroup=client_label, peer=SERVER_IP))
+        self.assertGreaterEqual(m.get("scry_kubelet_requests_total", result="ok"), 1)
+
+    def test_a_host_network_pods_address_stays_an_address(self):
+        n = 3
+        server_cg, _ = self.w.cgroup("apihostserver")
+        client_cg, client_label = self.w.cgroup("apihostclient")
+        self.w.start(CLIENT_NS, server_cg, "serve", self.port, "accept", 64)
+        self.assertEqual(self.w.run(SERVER_NS, client_cg, "connect", CLIENT_IP, self.port, n), {"ok": n})
+        labels = dict(cgroup=client_label, direction="client", peer=CLIENT_IP, port=str(self.port))
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **labels) >= n)
+        self.assertEqual(m.get("scry_net_connections_opened_total", **labels), n)
+
+
 class Drops(NetTest):
     def test_drops_by_reason_no_socket(self):
         # a SYN to a closed port: answered by a reset; a UDP datagram to a closed port is dropped

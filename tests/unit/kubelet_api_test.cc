@@ -28,6 +28,12 @@ TEST(ParsePodList, PodsByUidAndStartedContainersById) {
   EXPECT_EQ(cart.containers, (std::vector<std::string>{"app", "envoy", "migrate"}));
   // a pod whose container has not started: named, but no container id to map
   EXPECT_EQ(l.pods.at("0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f").pod, "db-0");
+  EXPECT_EQ(cart.addresses, (std::vector<std::string>{"10.244.3.17", "fd00:10:244:3::11"}));
+  EXPECT_FALSE(cart.host_network);
+  const auto& proxy = l.pods.at("9f8e7d6c-5b4a-4392-8180-7f6e5d4c3b2a");
+  EXPECT_TRUE(proxy.host_network);
+  EXPECT_EQ(proxy.addresses, (std::vector<std::string>{"192.168.7.3"}));  // podIP alone, no podIPs
+  EXPECT_TRUE(l.pods.at("0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f").addresses.empty());  // pending: no IP yet
   // static pods have 32-hex uids
   EXPECT_EQ(l.pods.at("b3c1a0f2e4d6c8b9a7f5e3d1c2b4a6f8").pod, "etcd-node-3");
 

@@ -126,6 +126,8 @@ std::string FindHostCgroup2Root(const std::string& host_root);
 struct KubeletPod {
   std::string pod_namespace, pod, pod_uid;
   std::vector<std::string> containers;  // container names
+  std::vector<std::string> addresses;   // its IPs, as FormatAddress writes them (the kubelet's /pods only)
+  bool host_network = false;            // in the node's network namespace: its addresses are the node's
 };
 struct KubeletContainer {
   std::string pod_namespace, pod, pod_uid, container, container_id;  // pod_uid "" when the source does not say

@@ -20,9 +20,10 @@
 
 namespace scry {
 
-// The pods of a PodList (JSON, as GET /pods returns it): names by pod uid, and containers by id from
-// the statuses of containers, init containers and ephemeral containers ("<runtime>://<64 hex>"; a
-// container that has not started has no id and is left out). Throws std::runtime_error when the text
+// The pods of a PodList (JSON, as GET /pods returns it): names, addresses (status.podIPs) and
+// spec.hostNetwork by pod uid, and containers by id from the statuses of containers, init containers
+// and ephemeral containers ("<runtime>://<64 hex>"; a container that has not started has no id and is
+// left out). Throws std::runtime_error when the text
 // is not JSON or has no "items" list.
 PodListing ParsePodList(std::string_view json);
 
@@ -36,6 +37,8 @@ class KubeletApi {
 
   // The latest listing (nullopt until a request has succeeded); asks the thread for a fresh one.
   std::optional<PodListing> List();
+  // The latest listing, without asking for a fresh one.
+  std::optional<PodListing> Latest() const;
 
   uint64_t requests_ok() const { return ok_; }
   uint64_t requests_failed() const { return failed_; }
@@ -46,7 +49,7 @@ class KubeletApi {
   std::optional<PodListing> Fetch(std::string* error) const;
 
   KubeletApiOptions options_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool wanted_ = true;  // the first listing is fetched at start
   bool stop_ = false;

@@ -1,5 +1,5 @@
-// Addresses of the pods running on this node, from their own network namespaces, so that a peer address
-// can be shown as "namespace/pod". No API server: pods of other nodes and service (cluster) addresses
+// Addresses of the pods running on this node, from their own network namespaces (or the kubelet's
+// /pods), so that a peer address can be shown as "namespace/pod". No API server: pods of other nodes and service (cluster) addresses
 // stay unknown.
 #pragma once
 
@@ -25,9 +25,10 @@ std::set<std::string> ParseFibTrieLocal(std::string_view fib_trie);
 std::set<std::string> ParseIfInet6(std::string_view if_inet6);
 
 // Address -> "namespace/pod" for the pods the identity resolver knows (kubelet files), read through one
-// process of each pod (the first in a container cgroup's cgroup.procs). Pods in the node's network
-// namespace (hostNetwork) are left out: their addresses are the node's. Refreshed on lookup, at most once
-// per refresh interval. Thread-safe.
+// process of each pod (the first in a container cgroup's cgroup.procs), and, when the resolver asks the
+// kubelet's /pods, the addresses listed there. Pods in the node's network namespace (hostNetwork) are
+// left out: their addresses are the node's. Refreshed on lookup, at most once per refresh interval.
+// Thread-safe.
 class PodAddresses {
  public:
   PodAddresses(std::shared_ptr<IdentityResolver> resolver,
