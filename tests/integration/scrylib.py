@@ -1,12 +1,16 @@
 """Helpers shared by the integration tests: run an exporter, scrape and parse /metrics, make loop devices."""
 import contextlib
+import http.server
+import json
 import math
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -194,10 +198,6 @@ class KubeletApi:
     header of each request)."""
 
     def __init__(self, tmp, pods, token):
-        import http.server
-        import json
-        import ssl
-        import threading
         ca_key, ca, key, csr, cert = (os.path.join(tmp, n) for n in ("ca.key", "ca.pem", "kubelet.key", "kubelet.csr",
                                                                       "kubelet.pem"))
         run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "1",
