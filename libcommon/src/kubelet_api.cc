@@ -177,6 +177,7 @@ void KubeletApi::Run() {
     lock.unlock();
     std::string error;
     auto listing = Fetch(&error);
+    if (stop_) return;  // aborted by the stop: neither a failure nor news
     if (listing) {
       ok_++;
       if (!last_error.empty()) log::Info("the kubelet answers again", {{"url", options_.url}});
@@ -195,6 +196,11 @@ namespace {
 size_t Append(char* data, size_t size, size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
   return size * n;
+}
+
+// Progress callback: a non-zero return aborts the request, so that the exporter stops at once.
+int AbortWhenStopping(void* stop, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(stop)->load() ? 1 : 0;
 }
 }  // namespace
 
@@ -229,6 +235,9 @@ std::optional<PodListing> KubeletApi::Fetch(std::string* error) const {
   lib.easy_setopt(c, CURLOPT_WRITEDATA, &body);
   lib.easy_setopt(c, CURLOPT_ERRORBUFFER, curl_error);
   lib.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  lib.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  lib.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, AbortWhenStopping);
+  lib.easy_setopt(c, CURLOPT_XFERINFODATA, &stop_);
   lib.easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(options_.timeout.count()));
   lib.easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");  // any the library decodes (gzip)
   lib.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");

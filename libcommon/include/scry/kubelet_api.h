@@ -52,7 +52,7 @@ class KubeletApi {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool wanted_ = true;  // the first listing is fetched at start
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};  // also read by a request in progress, which it aborts
   std::optional<PodListing> latest_;
   std::atomic<uint64_t> ok_{0}, failed_{0};
   std::thread thread_;
