@@ -113,8 +113,12 @@ static __always_inline void on_wakeup(struct task_struct *p)
 		if (!scry_observed(cgroup_id, BPF_CORE_READ(p, tgid)))
 			return;
 		s = bpf_task_storage_get(&tasks, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (!s)
+		if (!s) {
+			/* Besides a failed allocation: a wakeup from an interrupt that came while this CPU was in
+			 * another task storage call (e.g. freeing an exited task's), which the kernel refuses. */
+			scry_count_lost(&lost_events, SCHED_LOST_TASK_STORAGE_BUSY);
 			return;
+		}
 		s->cgroup_id = cgroup_id;
 		s->off_reason = SCHED_OFF_SLEEP;
 	}

@@ -120,19 +120,27 @@ class Scheduling(unittest.TestCase):
                 "before = voluntary()\n"
                 "for _ in range(%d): time.sleep(0.02)\n"
                 "print(voluntary() - before)" % n)
+        lost_before = self.exporter.scrape().get("scry_lost_events_total", 0, reason="task_storage_busy")
         with self.cgroup("sleep") as cg:
             label = cgroup_label(cg)
             slept = int(popen_in_cgroup(cg, [PY, "-c", code], stdout=subprocess.PIPE).communicate(timeout=60)[0])
             m = self.wait_for_series("scry_sched_offcpu_seconds_bucket", label)
         self.assertGreater(slept, n // 2)  # nearly all of them slept
+        # Only the wakeup hooks can lose a wakeup (the kernel's task storage busy on that CPU), and count
+        # it: node-wide, so a loss elsewhere in the meantime widens the margin but never hides one here.
+        lost = m.get("scry_lost_events_total", 0, reason="task_storage_busy") - lost_before
+        if "--collector.sched-info=false" not in self.args:
+            self.assertEqual(lost, 0)
         # 20 ms lands in (16, 32] ms; a wakeup delayed by a busy host (a virtual CPU not running) may
         # move one into (32, 64] ms.
         buckets = {dict(ls)["le"]: v for ls, v in m.series("scry_sched_offcpu_seconds_bucket").items()
                    if dict(ls).get("cgroup") == label and dict(ls).get("reason") == "sleep"}
-        self.assertEqual(m.get("scry_sched_offcpu_seconds_count", cgroup=label, reason="sleep"), slept, buckets)
+        counted = m.get("scry_sched_offcpu_seconds_count", cgroup=label, reason="sleep")
+        self.assertLessEqual(counted, slept, buckets)
+        self.assertGreaterEqual(counted, slept - lost, (buckets, lost))
         self.assertEqual(buckets[LE_16MS], 0, buckets)
-        self.assertEqual(buckets[LE_64MS], slept, buckets)
-        self.assertGreaterEqual(buckets[LE_32MS], slept - 1, buckets)
+        self.assertEqual(buckets[LE_64MS], counted, buckets)
+        self.assertGreaterEqual(buckets[LE_32MS], counted - 1, buckets)
         # The interpreter's start does not sleep (it may wait in iowait for files the page cache lost);
         # each switch has one reason, so the exact count also shows that no sleep went elsewhere.
 
