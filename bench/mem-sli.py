@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""scry-mem-sli benchmark: per-event cost of the page-fault and mmap hooks (kernel BPF stats) and the
+"""scry-mem-sli benchmark: per-event cost of the page-fault and mmap hooks (kernel BPF stats), what the
+building blocks of the fault hook cost (bench/fault_floor.bpf.c, needs clang and libbpf.so.1), and the
 slowdown of a fault-heavy workload (map 16 MiB, touch every page, unmap, in a loop) with the exporter
 attached vs not. Prints tables; asserts nothing. Needs root, cc, a built scry-mem-sli.
 
@@ -131,11 +132,22 @@ def main():
     table("Per-event cost, %d rounds of map 16 MiB / touch %d pages / unmap (BPF stats), %d runs"
           % (args.loops, pages, args.cost_repeats),
           ("hook", "events/run", "median ns/event", "min", "max"), rows)
+
+    # 2. Reference probes: the building blocks of the fault hook, each attached alone (no exporter).
+    sys.path.insert(0, here)
+    from probes import probe_costs  # noqa: E402
+    floor = probe_costs("fault_floor.bpf.c", lambda: timed(work, args.loops), args.cost_repeats, alone=True)
+    if floor:
+        base = statistics.median(floor.get("floor_empty", [0]))
+        table("Reference probes on page_fault_user (bench/fault_floor.bpf.c), each attached alone, %d runs"
+              % args.cost_repeats, ("program", "median ns/event", "above floor_empty"),
+              [(name, "%.1f" % statistics.median(v), "%+.1f" % (statistics.median(v) - base))
+               for name, v in floor.items()])
     if args.repeats == 0:
         subprocess.run(["rm", "-rf", tmp])
         return 0
 
-    # 2. Slowdown of the workload, exporter attached (as deployed: no --bpf.stats) vs not, alternated.
+    # 3. Slowdown of the workload, exporter attached (as deployed: no --bpf.stats) vs not, alternated.
     timed(work, args.loops // 4)  # warm up
     base, attached = [], []
     for _ in range(args.repeats):

@@ -37,6 +37,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from probes import probe_costs  # noqa: E402
 
 
 def die(msg):
@@ -116,60 +118,6 @@ class Runqlat:
     def stop(self):
         self.proc.send_signal(signal.SIGINT)
         self.proc.communicate(timeout=60)
-
-
-def floor_costs(tmp, work, rounds):
-    """{program: [ns/event per round]} of bench/sched_floor.bpf.c's programs under work(), or {}."""
-    clang = shutil.which("clang")
-    if not clang:
-        print("no clang: skipping the reference probes")
-        return {}
-    sys.path.insert(0, HERE)
-    from block import Libbpf  # noqa: E402  (the ctypes binding bench/block.py uses)
-    obj_path = os.path.join(tmp, "sched_floor.bpf.o")
-    r = subprocess.run([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
-                        "-I" + os.path.join(REPO, "bpf", "include"), "-c", os.path.join(HERE, "sched_floor.bpf.c"),
-                        "-o", obj_path], capture_output=True, text=True)
-    if r.returncode:
-        print("cannot build bench/sched_floor.bpf.c: " + r.stderr[-300:])
-        return {}
-    L = Libbpf().lib
-    obj = L.bpf_object__open_file(obj_path.encode(), None)
-    if not obj or L.bpf_object__load(obj) != 0:
-        print("cannot load bench/sched_floor.bpf.o")
-        return {}
-    links, fds, costs = [], {}, {}
-    try:
-        p = None
-        while True:
-            p = L.bpf_object__next_program(obj, p)
-            if not p:
-                break
-            link = L.bpf_program__attach(p)
-            if link:
-                links.append(link)
-                fds[L.bpf_program__name(p).decode()] = L.bpf_program__fd(p)
-
-        def read():
-            out = {}
-            for name, fd in fds.items():
-                with open("/proc/self/fdinfo/%d" % fd) as f:
-                    info = dict(line.split(":", 1) for line in f if ":" in line)
-                out[name] = (int(info["run_time_ns"]), int(info["run_cnt"]))
-            return out
-        for _ in range(rounds):
-            before = read()
-            work()
-            after = read()
-            for name in fds:
-                n = after[name][1] - before[name][1]
-                if n:
-                    costs.setdefault(name, []).append((after[name][0] - before[name][0]) / n)
-    finally:
-        for link in links:
-            L.bpf_link__destroy(link)
-        L.bpf_object__close(obj)
-    return costs
 
 
 def messaging(groups, loops):
@@ -255,7 +203,7 @@ def main():
         try:
             with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
                 f.write("1")
-            floor = floor_costs(tmp, workloads[0][1], rounds)
+            floor = probe_costs("sched_floor.bpf.c", workloads[0][1], rounds)
         finally:
             with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
                 f.write(stats_were)

@@ -1,0 +1,95 @@
+"""Reference probes for the benchmarks: a BPF object of one-purpose programs (bench/*_floor.bpf.c),
+built with clang and loaded through libbpf, and what each of its programs costs per event under a
+workload, from the kernel's BPF stats. They explain the exporters' per-event figures; not part of scry."""
+import os
+import shutil
+import subprocess
+import tempfile
+
+from block import Libbpf
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def probe_costs(source, work, rounds, alone=False):
+    """{program: [ns/event, one per round]} of the programs in bench/<source> while work() runs, or {}
+    (with the reason printed) when they cannot be built or loaded. alone: each program attached by
+    itself for its own run of work(), so that no probe warms the caches or TLB for another; otherwise
+    all at once, in the order of the file."""
+    clang = shutil.which("clang")
+    if not clang:
+        print("no clang: skipping the reference probes")
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        obj_path = os.path.join(tmp, "probes.bpf.o")
+        r = subprocess.run([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
+                            "-I" + os.path.join(REPO, "bpf", "include"), "-c", os.path.join(HERE, source),
+                            "-o", obj_path], capture_output=True, text=True)
+        if r.returncode:
+            print("cannot build bench/%s: %s" % (source, r.stderr[-300:]))
+            return {}
+        L = Libbpf().lib
+        obj = L.bpf_object__open_file(obj_path.encode(), None)
+        if not obj or L.bpf_object__load(obj) != 0:
+            print("cannot load bench/%s" % source)
+            return {}
+    progs, links, costs = [], {}, {}
+    stats_fd = L.bpf_enable_stats(0)  # BPF_STATS_RUN_TIME, until the fd is closed
+
+    def read(names):
+        out = {}
+        for name in names:
+            with open("/proc/self/fdinfo/%d" % progs_fd[name]) as f:
+                info = dict(line.split(":", 1) for line in f if ":" in line)
+            out[name] = (int(info["run_time_ns"]), int(info["run_cnt"]))
+        return out
+
+    def attach(p):
+        link = L.bpf_program__attach(p)
+        if not link:
+            print("cannot attach %s" % L.bpf_program__name(p).decode())
+        return link
+
+    def measure(names):
+        before = read(names)
+        work()
+        after = read(names)
+        for name in names:
+            n = after[name][1] - before[name][1]
+            if n:
+                costs.setdefault(name, []).append((after[name][0] - before[name][0]) / n)
+
+    try:
+        p = None
+        while True:
+            p = L.bpf_object__next_program(obj, p)
+            if not p:
+                break
+            progs.append((L.bpf_program__name(p).decode(), p))
+        progs_fd = {name: L.bpf_program__fd(p) for name, p in progs}
+        for _ in range(rounds):
+            if alone:
+                for name, p in progs:
+                    link = attach(p)
+                    if link:
+                        try:
+                            measure([name])
+                        finally:
+                            L.bpf_link__destroy(link)
+            else:
+                for name, p in progs:
+                    link = attach(p)
+                    if link:
+                        links[name] = link
+                try:
+                    measure(list(links))
+                finally:
+                    for link in links.values():
+                        L.bpf_link__destroy(link)
+                    links.clear()
+    finally:
+        if stats_fd >= 0:
+            os.close(stats_fd)
+        L.bpf_object__close(obj)
+    return costs
