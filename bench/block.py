@@ -20,7 +20,6 @@ that other people's builds and tests may be using. See bench/README.md.
 """
 import argparse
 import contextlib
-import ctypes
 import gzip
 import http.client
 import json
@@ -36,6 +35,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from probes import Libbpf, probe_costs  # noqa: E402
 
 TARGET_NS_PER_EVENT = 150.0
 TARGET_SCRAPE_MS = 10.0
@@ -153,41 +154,7 @@ def load1():
 
 
 # ---------------------------------------------------------------------------------------------
-# libbpf through ctypes: names of the exporter's programs (by id) and the floor programs' loader.
-
-class Libbpf:
-    def __init__(self):
-        self.lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
-        L = self.lib
-        L.bpf_prog_get_fd_by_id.argtypes = [ctypes.c_uint32]
-        L.bpf_obj_get_info_by_fd.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
-        L.bpf_object__open_file.restype = ctypes.c_void_p
-        L.bpf_object__open_file.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
-        L.bpf_object__load.argtypes = [ctypes.c_void_p]
-        L.bpf_object__close.argtypes = [ctypes.c_void_p]
-        L.bpf_object__next_program.restype = ctypes.c_void_p
-        L.bpf_object__next_program.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        L.bpf_program__name.restype = ctypes.c_char_p
-        L.bpf_program__name.argtypes = [ctypes.c_void_p]
-        L.bpf_program__fd.argtypes = [ctypes.c_void_p]
-        L.bpf_program__attach.restype = ctypes.c_void_p
-        L.bpf_program__attach.argtypes = [ctypes.c_void_p]
-        L.bpf_link__destroy.argtypes = [ctypes.c_void_p]
-        L.bpf_enable_stats.argtypes = [ctypes.c_int]
-
-    def prog_name(self, prog_id):
-        fd = self.lib.bpf_prog_get_fd_by_id(prog_id)
-        if fd < 0:
-            return None
-        try:
-            buf = ctypes.create_string_buffer(256)
-            n = ctypes.c_uint32(256)
-            if self.lib.bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(n)) != 0:
-                return None
-            return buf.raw[64:80].split(b"\0")[0].decode()  # struct bpf_prog_info.name
-        finally:
-            os.close(fd)
-
+# The exporter's programs, from /proc/<pid>/fdinfo.
 
 def fdinfo_progs(pid):
     """{fd: (prog_id, run_time_ns, run_cnt)} for the BPF programs process pid holds."""
@@ -516,65 +483,16 @@ def per_event_runs(a, dev, devname, configs, results):
 
 
 def floor_runs(a, dev, results):
-    """Loads bench/floor.bpf.c (no exporter attached) and measures its programs on FLOOR_JOBS."""
-    clang = shutil.which("clang")
-    if not clang or not a.libbpf:
-        log("no clang or libbpf: skipping the reference probes")
+    """bench/floor.bpf.c's programs (no exporter attached), all at once, on each of FLOOR_JOBS."""
+    if not a.libbpf:
+        log("no libbpf: skipping the reference probes")
         return
-    obj_path = os.path.join(a.tmp, "floor.bpf.o")
-    r = run([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I" + os.path.join(REPO, "bpf", "include"),
-             "-c", os.path.join(HERE, "floor.bpf.c"), "-o", obj_path], check=False)
-    if r.returncode != 0:
-        log("cannot build bench/floor.bpf.c, skipping the reference probes: " + r.stderr[-300:])
-        return
-    L = a.libbpf.lib
-    obj = L.bpf_object__open_file(obj_path.encode(), None)
-    if not obj or L.bpf_object__load(obj) != 0:
-        log("cannot load bench/floor.bpf.o, skipping the reference probes")
-        return
-    links, fds = [], {}
-    stats_fd = -1
-    try:
-        p = None
-        while True:
-            p = L.bpf_object__next_program(obj, p)
-            if not p:
-                break
-            link = L.bpf_program__attach(p)
-            if not link:
-                log("cannot attach %s" % L.bpf_program__name(p).decode())
-                continue
-            links.append(link)
-            fds[L.bpf_program__name(p).decode()] = L.bpf_program__fd(p)
-        stats_fd = L.bpf_enable_stats(0)  # BPF_STATS_RUN_TIME, until we close the fd
-
-        def read():
-            out = {}
-            for name, fd in fds.items():
-                info = {}
-                with open("/proc/self/fdinfo/%d" % fd) as f:
-                    for line in f:
-                        k, _, v = line.partition(":")
-                        info[k.strip()] = v.strip()
-                out[name] = (int(info["run_time_ns"]), int(info["run_cnt"]))
-            return out
-
-        for rep in range(a.repeats):
-            for job in FLOOR_JOBS:
-                b = read()
-                fio(dev, job, a.floor_duration, a.size)
-                e = read()
-                for name in fds:
-                    dc = e[name][1] - b[name][1]
-                    if dc:
-                        results.setdefault(job, {}).setdefault(name, []).append((e[name][0] - b[name][0]) / dc)
-            log("reference probes, repeat %d/%d done" % (rep + 1, a.repeats))
-    finally:
-        if stats_fd >= 0:
-            os.close(stats_fd)
-        for link in links:
-            L.bpf_link__destroy(link)
-        L.bpf_object__close(obj)
+    for rep in range(a.repeats):
+        for job in FLOOR_JOBS:
+            costs = probe_costs("floor.bpf.c", lambda: fio(dev, job, a.floor_duration, a.size), 1)
+            for name, ns in costs.items():
+                results.setdefault(job, {}).setdefault(name, []).extend(ns)
+        log("reference probes, repeat %d/%d done" % (rep + 1, a.repeats))
 
 
 def overhead_runs(a, dev, results):

@@ -1,15 +1,48 @@
 """Reference probes for the benchmarks: a BPF object of one-purpose programs (bench/*_floor.bpf.c),
 built with clang and loaded through libbpf, and what each of its programs costs per event under a
 workload, from the kernel's BPF stats. They explain the exporters' per-event figures; not part of scry."""
+import ctypes
 import os
 import shutil
 import subprocess
 import tempfile
 
-from block import Libbpf
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+
+
+class Libbpf:
+    def __init__(self):
+        self.lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+        L = self.lib
+        L.bpf_prog_get_fd_by_id.argtypes = [ctypes.c_uint32]
+        L.bpf_obj_get_info_by_fd.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
+        L.bpf_object__open_file.restype = ctypes.c_void_p
+        L.bpf_object__open_file.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+        L.bpf_object__load.argtypes = [ctypes.c_void_p]
+        L.bpf_object__close.argtypes = [ctypes.c_void_p]
+        L.bpf_object__next_program.restype = ctypes.c_void_p
+        L.bpf_object__next_program.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        L.bpf_program__name.restype = ctypes.c_char_p
+        L.bpf_program__name.argtypes = [ctypes.c_void_p]
+        L.bpf_program__fd.argtypes = [ctypes.c_void_p]
+        L.bpf_program__attach.restype = ctypes.c_void_p
+        L.bpf_program__attach.argtypes = [ctypes.c_void_p]
+        L.bpf_link__destroy.argtypes = [ctypes.c_void_p]
+        L.bpf_enable_stats.argtypes = [ctypes.c_int]
+
+    def prog_name(self, prog_id):
+        fd = self.lib.bpf_prog_get_fd_by_id(prog_id)
+        if fd < 0:
+            return None
+        try:
+            buf = ctypes.create_string_buffer(256)
+            n = ctypes.c_uint32(256)
+            if self.lib.bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(n)) != 0:
+                return None
+            return buf.raw[64:80].split(b"\0")[0].decode()  # struct bpf_prog_info.name
+        finally:
+            os.close(fd)
 
 
 def probe_costs(source, work, rounds, alone=False):
