@@ -60,6 +60,10 @@ std::vector<prometheus::MetricFamily> SelfMetrics::Collect() const {
                          MetricType::Counter);
   auto run_time = MakeFamily("scry_bpf_program_run_seconds_total",
                              "Time spent in the BPF program (kernel BPF stats).", MetricType::Counter);
+  auto missed = MakeFamily("scry_bpf_program_missed_total",
+                           "Events whose BPF program the kernel skipped because a program was already running "
+                           "on that CPU (the event is lost), as the kernel counts them.",
+                           MetricType::Counter);
   for (const auto& h : bpf_.hooks()) {
     bool feature_enabled = false;
     for (const auto& f : bpf_.features())
@@ -68,15 +72,19 @@ std::vector<prometheus::MetricFamily> SelfMetrics::Collect() const {
     AddGauge(attached,
              {{"feature", h.feature}, {"hook", h.hook}, {"program", h.program}, {"mode", AttachModeName(h.mode)}},
              h.mode == AttachMode::None ? 0 : 1);
-    if (!bpf_stats_ || h.program.empty() || !bpf_.object()) continue;
+    if (h.mode == AttachMode::None || h.program.empty() || !bpf_.object()) continue;
     bpf_program* prog = bpf_object__find_program_by_name(bpf_.object(), h.program.c_str());
     bpf_prog_info info{};
     uint32_t len = sizeof(info);
     if (!prog || bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
-    AddCounter(runs, {{"hook", h.hook}, {"program", h.program}}, static_cast<double>(info.run_cnt));
-    AddCounter(run_time, {{"hook", h.hook}, {"program", h.program}}, static_cast<double>(info.run_time_ns) / 1e9);
+    Labels labels = {{"hook", h.hook}, {"program", h.program}};
+    AddCounter(missed, labels, static_cast<double>(info.recursion_misses));
+    if (!bpf_stats_) continue;
+    AddCounter(runs, labels, static_cast<double>(info.run_cnt));
+    AddCounter(run_time, std::move(labels), static_cast<double>(info.run_time_ns) / 1e9);
   }
   out.push_back(std::move(attached));
+  out.push_back(std::move(missed));
   if (bpf_stats_) {
     out.push_back(std::move(runs));
     out.push_back(std::move(run_time));

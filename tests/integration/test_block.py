@@ -186,6 +186,8 @@ class BlockIO(unittest.TestCase):
         self.assertEqual(m.get("scry_lost_events_total", reason="inflight_map_full"), 0)
         self.assertGreater(m.get("scry_bpf_program_runs_total", hook="rq_complete"), 0)
         self.assertGreater(m.get("scry_bpf_program_run_seconds_total", hook="rq_complete"), 0)
+        missed = {dict(ls)["hook"] for ls in m.series("scry_bpf_program_missed_total")}
+        self.assertTrue({"rq_complete", "rq_issue", "rq_insert"} <= missed, missed)
         self.assertIsNotNone(m.get("scry_scrape_collector_duration_seconds", collector="disk"))
 
     def test_scrapes_are_read_only(self):

@@ -297,6 +297,7 @@ class MemSli(unittest.TestCase):
             self.assertEqual(m.get("scry_feature_available", feature=feature), 1, feature)
         self.assertEqual(m.get("scry_bpf_program_attached", hook="page_fault_user", mode="tp_btf"), 1)
         self.assertGreater(m.get("scry_bpf_program_runs_total", hook="page_fault_user"), 0)
+        self.assertIsNotNone(m.get("scry_bpf_program_missed_total", hook="page_fault_user"))
         self.assertEqual(m.get("scry_lost_events_total", reason="oom_events_ringbuf_full"), 0)
 
     def test_fallback_attach_modes_count_alike(self):

@@ -351,6 +351,7 @@ class Connections(NetTest):
         self.assertTrue(m.has("scry_net_drops_total"))
         self.assertTrue(m.has("scry_net_listen_queue_capacity"))
         self.assertFalse(m.has("scry_net_cwnd_segments_count"))  # --collector.windows is off by default
+        self.assertIsNotNone(m.get("scry_bpf_program_missed_total", hook="set_state"))
         if shutil.which("promtool"):
             r = subprocess.run(["promtool", "check", "metrics"], input=self.exporter.scrape_text(),
                                capture_output=True, text=True, timeout=60)

@@ -216,6 +216,7 @@ class Scheduling(unittest.TestCase):
         # With sched_info the wakeup hooks are not loaded at all (their feature is disabled).
         self.assertEqual(m.get("scry_feature_available", feature="wakeups"), 1 if wakeups else None)
         self.assertGreater(m.get("scry_bpf_program_runs_total", hook="sched_switch"), 0)
+        self.assertIsNotNone(m.get("scry_bpf_program_missed_total", hook="sched_switch"))
         self.assertEqual(m.get("scry_lost_events_total", reason="cgroup_map_full"), 0)
         promtool = shutil.which("promtool")
         self.assertIsNotNone(promtool, "promtool is missing")
