@@ -136,8 +136,11 @@ class Scheduling(unittest.TestCase):
         buckets = {dict(ls)["le"]: v for ls, v in m.series("scry_sched_offcpu_seconds_bucket").items()
                    if dict(ls).get("cgroup") == label and dict(ls).get("reason") == "sleep"}
         counted = m.get("scry_sched_offcpu_seconds_count", cgroup=label, reason="sleep")
-        self.assertLessEqual(counted, slept, buckets)
-        self.assertGreaterEqual(counted, slept - lost, (buckets, lost))
+        why = (buckets, lost, m.series("scry_bpf_program_missed_total"),
+               {r: m.get("scry_sched_offcpu_seconds_count", cgroup=label, reason=r)
+                for r in ("iowait", "uninterruptible", "preempted")})
+        self.assertLessEqual(counted, slept, why)
+        self.assertGreaterEqual(counted, slept - lost, why)
         self.assertEqual(buckets[LE_16MS], 0, buckets)
         self.assertEqual(buckets[LE_64MS], counted, buckets)
         self.assertGreaterEqual(buckets[LE_32MS], counted - 1, buckets)
