@@ -96,8 +96,17 @@ def bulk(host, port, nbytes):
         sent += len(chunk)
     s.shutdown(socket.SHUT_WR)
     s.recv(1)
+    # The peer's FIN came after ours was received: no retransmit of this connection can follow.
+    retrans = total_retrans(s)
     s.close()
-    return {"sent": sent}
+    return {"sent": sent, "total_retrans": retrans}
+
+
+def total_retrans(s):
+    """The kernel's count of segments this socket retransmitted (struct tcp_info's tcpi_total_retrans,
+    at byte offset 100: 8 one-byte fields, then 23 u32 fields before it)."""
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    return struct.unpack_from("I", info, 100)[0]
 
 
 def bulk_held(host, port, nbytes):

@@ -228,7 +228,9 @@ class Connections(NetTest):
         self.assertEqual(m.get("scry_net_connections_failed_total", reason="timed_out", **labels), n)
         self.assertEqual(m.get("scry_net_connections_failed_total", reason="refused", **labels), 0)
 
-    def test_retransmits_agree_with_retrans_segs_of_the_namespace(self):
+    def test_retransmits_agree_with_the_kernels_count(self):
+        """Bulk transfer with 2% of segments dropped: retransmits as the kernel counts them, for the socket
+        (tcpi_total_retrans) and in the namespace (RetransSegs)."""
         server_cg, server_label = self.w.cgroup("sink")
         client_cg, client_label = self.w.cgroup("bulk")
         self.w.start(SERVER_NS, server_cg, "serve", self.port, "sink", 16)
@@ -236,12 +238,16 @@ class Connections(NetTest):
               "numgen", "random", "mod", "50", "==", "0", "drop")
         labels = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port))
         retrans_before = netns_counter(CLIENT_NS, "/proc/net/snmp", "Tcp", "RetransSegs")
-        self.w.run(CLIENT_NS, client_cg, "bulk", SERVER_IP, self.port, 32 << 20)
+        socket_truth = self.w.run(CLIENT_NS, client_cg, "bulk", SERVER_IP, self.port, 32 << 20)["total_retrans"]
         m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **labels) >= 1)
-        truth = netns_counter(CLIENT_NS, "/proc/net/snmp", "Tcp", "RetransSegs") - retrans_before
+        netns_truth = netns_counter(CLIENT_NS, "/proc/net/snmp", "Tcp", "RetransSegs") - retrans_before
         seen = m.get("scry_net_retransmitted_segments_total", **labels)
-        self.assertGreater(truth, 0)
-        self.assertLessEqual(abs(seen - truth), 3, "scry %d, RetransSegs %d" % (seen, truth))
+        why = "scry %d, tcpi_total_retrans %d, RetransSegs %d, missed runs %s" % (
+            seen, socket_truth, netns_truth, m.get("scry_bpf_program_missed_total", hook="retransmit"))
+        self.assertGreater(socket_truth, 0)
+        self.assertEqual(seen, socket_truth, why)
+        # The namespace also counts what other sockets there retransmit (an earlier test's, closing).
+        self.assertGreaterEqual(netns_truth, socket_truth, why)
         # data bytes, exactly: the SYN and FIN of both sides are left out
         server = dict(cgroup=server_label, direction="server", peer="", port=str(self.port))
         m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **server) >= 1)
