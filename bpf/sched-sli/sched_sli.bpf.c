@@ -122,9 +122,9 @@ static __always_inline void on_wakeup(struct task_struct *p)
 			return;
 		s = bpf_task_storage_get(&tasks, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (!s) {
-			/* Besides a failed allocation: a wakeup from an interrupt that came while this CPU was in
-			 * another task storage call (e.g. freeing an exited task's), which the kernel refuses. */
-			scry_count_lost(&lost_events, SCHED_LOST_TASK_STORAGE_BUSY);
+			/* No memory ready, or a wakeup from an interrupt that came while this CPU was in another
+			 * task storage call (e.g. freeing an exited task's), which the kernel refuses. */
+			scry_count_lost(&lost_events, SCHED_LOST_TASK_STORAGE);
 			return;
 		}
 		s->cgroup_id = cgroup_id;
@@ -168,8 +168,11 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt, _
 	}
 	if (!s)
 		s = bpf_task_storage_get(&tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!s)
+	if (!s) {
+		/* no memory ready in the scheduler's context (it cannot wait): this switch is not known */
+		scry_count_lost(&lost_events, SCHED_LOST_TASK_STORAGE);
 		return;
+	}
 	if (moved)
 		s->css_set = css_set;
 	if (long_run_ns && s->on_since && now - s->on_since >= long_run_ns) {
@@ -220,8 +223,10 @@ static __always_inline void switch_in(struct task_struct *next, __u64 now)
 			if (!scry_observed(cgroup_id, next->tgid))
 				return;
 			s = bpf_task_storage_get(&tasks, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-			if (!s)
+			if (!s) {
+				scry_count_lost(&lost_events, SCHED_LOST_TASK_STORAGE);
 				return;
+			}
 			s->cgroup_id = cgroup_id;
 			s->off_reason = SCHED_OFF_SLEEP;
 			wait += next->sched_info.run_delay;

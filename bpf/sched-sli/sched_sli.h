@@ -48,7 +48,7 @@ struct sched_blocked_task {
 
 enum sched_lost_reason {
 	SCHED_LOST_CGROUP_MAP_FULL = 0,
-	SCHED_LOST_TASK_STORAGE_BUSY = 1, /* a wakeup hook ran while this CPU was in another task storage call */
+	SCHED_LOST_TASK_STORAGE = 1,      /* the kernel refused a task's record: busy CPU, or no memory */
 	SCHED_LOST_NO_MEMORY = 2,         /* no memory for a new cgroup_stats entry at that moment */
 	SCHED_LOST_NR,
 };

@@ -127,13 +127,11 @@ class Scheduling(unittest.TestCase):
             m = self.wait_for_series("scry_sched_offcpu_seconds_bucket", label)
         self.assertGreater(slept, n // 2)  # nearly all of them slept
         # Events the programs had to drop are counted (node-wide, so a loss elsewhere in the meantime widens
-        # the margin but never hides one here): a wakeup the kernel's task storage refused (wakeup hooks
-        # only), or no memory ready for a new cgroup's entry.
+        # the margin but never hides one here): a task record or a new cgroup's entry the kernel had no
+        # memory for at that moment, or a wakeup it refused while its CPU was in another task storage call.
         lost_by_reason = {dict(ls)["reason"]: v - lost_before.get(ls, 0)
                           for ls, v in m.series("scry_lost_events_total").items()}
         lost = sum(lost_by_reason.values())
-        if "--collector.sched-info=false" not in self.args:
-            self.assertEqual(lost_by_reason["task_storage_busy"], 0)
         # 20 ms lands in (16, 32] ms; a wakeup delayed by a busy host (a virtual CPU not running) may
         # move one into (32, 64] ms.
         buckets = {dict(ls)["le"]: v for ls, v in m.series("scry_sched_offcpu_seconds_bucket").items()
@@ -299,7 +297,7 @@ class AgreesWithRunqlat(unittest.TestCase):
                     after = exporter.scrape()
                 finally:
                     bt.send_signal(signal.SIGINT)
-                    out, err = bt.communicate(timeout=60)
+                    out, err = bt.communicate(timeout=300)  # printing and detaching is slow on a busy host
         theirs = parse_bpftrace_hist(out)
         ours = slot_counts(before, after, "scry_sched_node_runqueue_latency_seconds")
         n_theirs, n_ours = sum(theirs.values()), sum(ours.values())
