@@ -166,12 +166,17 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt, _
 			bpf_task_storage_delete(&tasks, prev);
 		return;
 	}
-	if (!s)
-		s = bpf_task_storage_get(&tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s) {
-		/* no memory ready in the scheduler's context (it cannot wait): this switch is not known */
-		scry_count_lost(&lost_events, SCHED_LOST_TASK_STORAGE);
-		return;
+		s = bpf_task_storage_get(&tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!s) {
+			/* no memory ready in the scheduler's context (it cannot wait): this switch is not known */
+			scry_count_lost(&lost_events, SCHED_LOST_TASK_STORAGE);
+			return;
+		}
+	} else if (!s->on_since) {
+		/* It left the CPU before and we never saw it get the CPU back: the kernel did not run the
+		 * program for that switch. */
+		scry_count_lost(&lost_events, SCHED_LOST_NOT_DELIVERED);
 	}
 	if (moved)
 		s->css_set = css_set;
@@ -205,6 +210,9 @@ static __always_inline void switch_in(struct task_struct *next, __u64 now)
 {
 	struct sched_task *s = bpf_task_storage_get(&tasks, next, 0, 0);
 
+	if (s && s->on_since) /* we never saw it leave the CPU since it last got it */
+		scry_count_lost(&lost_events, SCHED_LOST_NOT_DELIVERED);
+
 	if (use_sched_info) {
 		/* The kernel's accounting: run_delay has the waits it already closed (a queued task that
 		 * migrated between CPUs), last_queued the start of the one still open. */
@@ -237,6 +245,8 @@ static __always_inline void switch_in(struct task_struct *next, __u64 now)
 			return;
 		if (s->runnable_since)
 			account(s, now, now - s->runnable_since);
+		else if (s->off_since) /* asleep, and its wakeup never reached the program */
+			scry_count_lost(&lost_events, SCHED_LOST_NOT_DELIVERED);
 		s->runnable_since = 0;
 	}
 	s->off_since = 0;

@@ -50,6 +50,7 @@ enum sched_lost_reason {
 	SCHED_LOST_CGROUP_MAP_FULL = 0,
 	SCHED_LOST_TASK_STORAGE = 1,      /* the kernel refused a task's record: busy CPU, or no memory */
 	SCHED_LOST_NO_MEMORY = 2,         /* no memory for a new cgroup_stats entry at that moment */
+	SCHED_LOST_NOT_DELIVERED = 3,     /* a switch or wakeup of a known task that never reached the programs */
 	SCHED_LOST_NR,
 };
 

@@ -63,7 +63,7 @@ BpfSpec SchedExporter::MakeBpfSpec(const po::variables_map& vm) {
   };
   if (sched_info) spec.disabled_features.push_back("wakeups");
   spec.SetConst<bool>("use_sched_info", sched_info);
-  spec.lost_reasons = {"cgroup_map_full", "task_storage", "no_memory"};
+  spec.lost_reasons = {"cgroup_map_full", "task_storage", "no_memory", "not_delivered"};
   if (long_run.count() == 0) spec.disabled_features.push_back("long_runs");
   if (!vm["collector.hung-task"].as<bool>()) spec.disabled_features.push_back("hung_tasks");
   spec.SetConst<uint64_t>("long_run_ns", static_cast<uint64_t>(long_run.count()));
