@@ -224,6 +224,9 @@ class Scheduling(unittest.TestCase):
         self.assertGreater(m.get("scry_bpf_program_runs_total", hook="sched_switch"), 0)
         self.assertIsNotNone(m.get("scry_bpf_program_missed_total", hook="sched_switch"))
         self.assertEqual(m.get("scry_lost_events_total", reason="cgroup_map_full"), 0)
+        # Every reason of the documented list is exported, counted or not.
+        self.assertEqual({dict(ls)["reason"] for ls in m.series("scry_lost_events_total")},
+                         {"cgroup_map_full", "task_storage", "no_memory", "not_delivered"})
         promtool = shutil.which("promtool")
         self.assertIsNotNone(promtool, "promtool is missing")
         r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
