@@ -17,6 +17,7 @@
 #include "scry_filter.bpf.h"
 #include "scry_hist.bpf.h"
 #include "scry_lost.bpf.h"
+#include "scry_maps.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -76,20 +77,13 @@ static __always_inline __u64 clock_now(struct task_struct *t)
 	return bpf_ktime_get_ns();
 }
 
-#define SCHED_E2BIG 7
-
 static __always_inline struct sched_cgroup_stats *stats_of(__u64 cgroup_id)
 {
-	struct sched_cgroup_stats *s = bpf_map_lookup_elem(&cgroup_stats, &cgroup_id);
-	long err;
+	long err = 0;
+	struct sched_cgroup_stats *s = scry_lookup_or_insert(&cgroup_stats, &cgroup_id, &zero_stats, &err);
 
-	if (s)
-		return s;
-	/* Another CPU may add it at the same time (-EEXIST): then both find it. */
-	err = bpf_map_update_elem(&cgroup_stats, &cgroup_id, &zero_stats, BPF_NOEXIST);
-	s = bpf_map_lookup_elem(&cgroup_stats, &cgroup_id);
-	if (!s) /* the map is full, or the kernel had no memory ready for an entry (the map is not preallocated) */
-		scry_count_lost(&lost_events, err == -SCHED_E2BIG ? SCHED_LOST_CGROUP_MAP_FULL : SCHED_LOST_NO_MEMORY);
+	if (!s) /* full, or no memory ready for an entry (the map is not preallocated) */
+		scry_count_lost(&lost_events, err == -SCRY_E2BIG ? SCHED_LOST_CGROUP_MAP_FULL : SCHED_LOST_NO_MEMORY);
 	return s;
 }
 

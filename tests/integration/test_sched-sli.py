@@ -148,7 +148,8 @@ class Scheduling(unittest.TestCase):
         self.assertEqual(buckets[LE_64MS], counted, buckets)
         self.assertGreaterEqual(buckets[LE_32MS], counted - 1, buckets)
         # The interpreter's start does not sleep (it may wait in iowait for files the page cache lost);
-        # each switch has one reason, so the exact count also shows that no sleep went elsewhere.
+        # each switch has one reason, so a count within the lost events also shows that no sleep went
+        # elsewhere.
 
     def test_direct_io_is_iowait(self):
         """O_DIRECT reads of a loop device: the reader waits for each in iowait."""
