@@ -22,8 +22,8 @@ const volatile bool victim_arg_is_task = false;
 #define PF_KTHREAD 0x00200000
 
 /* Per-workload counters live in a per-CPU array indexed by a small slot per cgroup, so that the hot
- * hooks (every page fault) do no hash lookup: the slot is cached per CPU (slot_cache) and looked up
- * in cgroup_slots only when the CPU counts for another cgroup than last time. */
+ * hooks (every page fault) do no hash lookup: each CPU keeps the slot of the task that last counted on
+ * it (`cpus`), and cgroup_slots is looked up only when a task of another cgroup counts there. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MEM_SLOTS);
@@ -56,29 +56,17 @@ struct {
 
 __u32 next_slot = 0; /* slots never used yet: from about next_slot to MEM_SLOTS-1 */
 
-/* Bumped by user space whenever it frees slots: the slots cached before are looked up again. */
+/* struct mem_cpu: the slot epoch, then a line per CPU. A plain array that user space sizes to the
+ * possible CPUs: small, it is kmalloc'ed into the kernel's direct map, which costs the fault hook less
+ * to touch than the vmalloc'ed pages behind per-CPU maps (with page table isolation the TLB starts
+ * empty at every kernel entry), and the epoch shares the CPUs' lines' pages. A CPU's line is written
+ * only by programs that run on that CPU with preemption off. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} slot_epoch SEC(".maps");
-
-/* Per CPU: the slot of the cgroup whose task last counted here. Faults come in runs from one task, so
- * this mostly hits; a miss (another cgroup, or slots freed since) costs one cgroup_slots lookup. */
-struct mem_slot_cache {
-	__u64 cgroup_id;
-	__u64 epoch; /* slot_epoch then */
-	__u32 slot;  /* MEM_NO_SLOT: no slot (slots all taken) */
-	__u32 pad;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct mem_slot_cache);
-} slot_cache SEC(".maps");
+	__uint(max_entries, 1 + 1024);
+	__type(key, __u32); /* 0: the epoch; 1 + CPU */
+	__type(value, struct mem_cpu);
+} cpus SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -172,10 +160,8 @@ static __noinline __u32 slot_of(__u64 cgroup_id)
 		for (i = 0; i < 8 && slot < MEM_SLOTS; i++, slot++)
 			if (!bpf_map_update_elem(&slot_owners, &slot, &cgroup_id, BPF_NOEXIST))
 				break;
-		if (i == 8 || slot >= MEM_SLOTS) {
-			scry_count_lost(&lost_events, MEM_LOST_CGROUP_STATS_FULL);
+		if (i == 8 || slot >= MEM_SLOTS)
 			return MEM_NO_SLOT;
-		}
 		next_slot = slot + 1;
 	}
 	if (bpf_map_update_elem(&cgroup_slots, &cgroup_id, &slot, BPF_NOEXIST)) {
@@ -193,22 +179,94 @@ static __always_inline struct mem_cgroup_stats *slot_stats(__u32 slot)
 	return slot < MEM_SLOTS ? bpf_map_lookup_elem(&cgroup_stats, &slot) : NULL;
 }
 
-/* The counters of the current task's cgroup (NULL if it has no slot). cgroup_id: its id, when the
- * caller already has it (0: not known). */
-static __always_inline struct mem_cgroup_stats *current_stats(__u64 cgroup_id)
+#define compiler_barrier() asm volatile("" ::: "memory")
+
+/* Adds the faults pending on this CPU to their slot's counters. If slots were freed since the slot was
+ * looked up (the epoch moved), they go only if it is still their cgroup's. */
+static __always_inline void move_pending(struct mem_cpu *c, __u64 epoch)
 {
-	__u32 zero = 0;
-	__u64 *epoch = bpf_map_lookup_elem(&slot_epoch, &zero);
-	struct mem_slot_cache *c = bpf_map_lookup_elem(&slot_cache, &zero);
+	struct mem_cgroup_stats *s;
+	__u32 slot = c->slot;
+	__u64 *owner;
+
+	if (!c->pending)
+		return;
+	if (c->epoch != epoch) {
+		owner = bpf_map_lookup_elem(&slot_owners, &slot);
+		if (!owner || *owner != c->cgroup_id)
+			slot = MEM_NO_SLOT; /* the cgroup is gone, and its series with it */
+	}
+	s = slot_stats(slot);
+	c->moves++; /* odd: user space reads again */
+	compiler_barrier();
+	if (s)
+		s->faults += c->pending;
+	c->pending = 0;
+	compiler_barrier();
+	c->moves++;
+}
+
+/* Keys this CPU's line by the current task; when that is of another cgroup (or slots were freed
+ * since), the pending faults go to their slot and the line takes the new cgroup's slot.
+ * cgroup_id: the current task's, 0 if not known yet. */
+static __noinline void rekey(struct mem_cpu *c, __u64 cgroup_id, __u64 epoch)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 
 	if (!cgroup_id)
 		cgroup_id = bpf_get_current_cgroup_id();
+	if (cgroup_id != c->cgroup_id || epoch != c->epoch) {
+		move_pending(c, epoch);
+		c->slot = slot_of(cgroup_id);
+		c->cgroup_id = c->slot == MEM_NO_SLOT ? 0 : cgroup_id; /* none: tried again at the next rekey */
+		c->epoch = epoch;
+	}
+	c->task = (__u64)t;
+	c->css_set = (__u64)BPF_CORE_READ(t, cgroups);
+	c->tid = (__u32)bpf_get_current_pid_tgid();
+}
+
+/* This CPU's line, keyed by the current task: its address, thread id and css_set, loads from a
+ * task_struct that the kernel has just touched (no cgroup id, four dependent loads, on the hot path).
+ * A task keeps its cgroup while it keeps its css_set; a css_set freed and allocated again at the same
+ * address would need the task to leave the cgroup and come back with no fault on this CPU between.
+ * btf: direct loads (tp_btf and fexit programs); else probe reads. */
+static __always_inline struct mem_cpu *cpu_line(__u64 cgroup_id, bool btf)
+{
+	__u32 line = 1 + bpf_get_smp_processor_id(), zero = 0;
+	struct mem_cpu *c = bpf_map_lookup_elem(&cpus, &line);
+	struct mem_cpu *epoch = bpf_map_lookup_elem(&cpus, &zero);
+	struct task_struct *t;
+	__u64 css_set;
+	__u32 tid;
+
 	if (!c || !epoch)
 		return NULL;
-	if (c->cgroup_id != cgroup_id || c->epoch != *epoch) {
-		c->slot = slot_of(cgroup_id);
-		c->cgroup_id = c->slot == MEM_NO_SLOT ? 0 : cgroup_id; /* no slot: try again next time */
-		c->epoch = *epoch;
+	if (btf) {
+		t = bpf_get_current_task_btf();
+		css_set = (__u64)t->cgroups;
+		tid = t->pid;
+	} else {
+		t = (struct task_struct *)bpf_get_current_task();
+		css_set = (__u64)BPF_CORE_READ(t, cgroups);
+		tid = (__u32)bpf_get_current_pid_tgid();
+	}
+	if (c->task != (__u64)t || c->tid != tid || c->css_set != css_set || c->epoch != epoch->epoch)
+		rekey(c, cgroup_id, epoch->epoch);
+	return c;
+}
+
+/* The counters of the current task's cgroup (NULL if it has no slot: counted lost). cgroup_id: its
+ * id, when the caller already has it (0: not known). */
+static __always_inline struct mem_cgroup_stats *current_stats(__u64 cgroup_id, bool btf)
+{
+	struct mem_cpu *c = cpu_line(cgroup_id, btf);
+
+	if (!c)
+		return NULL;
+	if (c->slot == MEM_NO_SLOT) {
+		scry_count_lost(&lost_events, MEM_LOST_CGROUP_STATS_FULL);
+		return NULL;
 	}
 	return slot_stats(c->slot);
 }
@@ -327,41 +385,43 @@ int swapin_end_kretprobe(void *ctx)
 
 /* Page faults */
 
-/* The hottest hook: no cgroup id (unless a filter needs it), no hash lookup, no atomic. */
-static __always_inline void on_user_fault(void)
+/* The hottest hook: no cgroup id (unless a filter needs it), no hash lookup, no atomic, and one
+ * cache line of memory of its own (the CPU's line) while the same task faults. */
+static __always_inline void on_user_fault(bool btf)
 {
-	struct mem_cgroup_stats *s;
-	struct mem_node_stats *n;
+	struct mem_cpu *c;
 	__u64 cgroup_id = 0;
 
 	if (scry_filter_enabled && !observed_current(&cgroup_id))
 		return;
-	s = current_stats(cgroup_id);
-	if (s)
-		s->faults++;
-	n = node();
-	if (n)
-		n->faults++;
+	c = cpu_line(cgroup_id, btf);
+	if (!c)
+		return;
+	c->faults++;
+	if (c->slot != MEM_NO_SLOT)
+		c->pending++;
+	else
+		scry_count_lost(&lost_events, MEM_LOST_CGROUP_STATS_FULL);
 }
 
 SEC("tp_btf/page_fault_user")
 int fault_btf(void *ctx)
 {
-	on_user_fault();
+	on_user_fault(true);
 	return 0;
 }
 
 SEC("raw_tp/page_fault_user")
 int fault_raw(void *ctx)
 {
-	on_user_fault();
+	on_user_fault(false);
 	return 0;
 }
 
 SEC("tracepoint/exceptions/page_fault_user")
 int fault_tp(void *ctx)
 {
-	on_user_fault();
+	on_user_fault(false);
 	return 0;
 }
 
@@ -384,7 +444,7 @@ int BPF_PROG(major_fault_fexit, struct vm_area_struct *vma, unsigned long addres
 		return 0;
 	if (!observed_current(&cgroup_id))
 		return 0;
-	s = current_stats(cgroup_id);
+	s = current_stats(cgroup_id, true);
 	if (s)
 		s->major_faults++;
 	n = node();
@@ -603,7 +663,7 @@ int mmap_exit_tp(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	if ((unsigned long)ctx->ret >= (unsigned long)-4095) /* -errno */
 		return 0;
-	s = current_stats(0);
+	s = current_stats(0, false);
 	if (s && p.kind < MEM_MAP_NR)
 		s->mapped[p.kind] += p.value;
 	return 0;
@@ -624,7 +684,7 @@ int munmap_exit_tp(struct trace_event_raw_sys_exit *ctx)
 
 	if (!pending_take(&p) || ctx->ret != 0)
 		return 0;
-	s = current_stats(0);
+	s = current_stats(0, false);
 	if (s)
 		s->unmapped += p.value;
 	return 0;
@@ -648,7 +708,7 @@ int brk_exit_tp(struct trace_event_raw_sys_exit *ctx)
 
 	if (!pending_take(&p) || now == p.value)
 		return 0;
-	s = current_stats(0);
+	s = current_stats(0, false);
 	if (!s)
 		return 0;
 	if (now > p.value)

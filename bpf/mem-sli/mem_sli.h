@@ -43,11 +43,30 @@ struct mem_cgroup_stats {
 	__u64 brk_shrunk;
 };
 
-/* The same, node-wide (a per-CPU array of one). */
+/* Node-wide counters (a per-CPU array of one); the node's page faults are counted in struct mem_cpu. */
 struct mem_node_stats {
-	__u64 faults;
 	__u64 major_faults;
 	__u64 oom_kills[MEM_OOM_SCOPE_NR];
+};
+
+/* The `cpus` array: element 0 holds the slot epoch (user space bumps it when it frees slots), element
+ * 1 + n the line of CPU n: the workload slot of the task that last counted on that CPU, keyed by that
+ * task, and the page faults counted there. The faults of the slot wait in `pending` and are added to its
+ * cgroup_stats when a task of another cgroup counts on the CPU; `moves` is odd while that happens, so
+ * that user space can tell a consistent read. The used fields sit in the middle of 128 bytes: whatever
+ * the array's alignment, no cache line holds those of two elements (no false sharing between CPUs). */
+struct mem_cpu {
+	__u64 pad_before[7];
+	__u64 task;      /* the task (its address), */
+	__u64 css_set;   /* its css_set then, */
+	__u32 tid;       /* and its thread id (a new task may take the address of an exited one) */
+	__u32 slot;      /* the slot of its cgroup; MEM_NO_SLOT: none */
+	__u64 cgroup_id; /* that cgroup */
+	__u64 epoch;     /* the slot epoch when the slot was looked up (element 0: the epoch) */
+	__u64 faults;    /* all user page faults counted on this CPU */
+	__u64 pending;   /* faults of `slot` not yet in its cgroup_stats */
+	__u64 moves;     /* pending moved into cgroup_stats, twice per move */
+	__u64 pad_after;
 };
 
 struct mem_stall_key {

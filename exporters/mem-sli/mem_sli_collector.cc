@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <cerrno>
 #include <map>
 #include <set>
 
@@ -20,6 +21,51 @@ namespace {
 size_t PossibleCpus() {
   int n = libbpf_num_possible_cpus();
   return n > 0 ? static_cast<size_t>(n) : 1;
+}
+
+// The CPUs' lines of the `cpus` array (struct mem_cpu; element 0, the epoch, left out), in one batch
+// read where the kernel has it.
+std::vector<mem_cpu> ReadCpuLines(int fd) {
+  std::vector<mem_cpu> elements(1 + PossibleCpus());
+  std::vector<uint32_t> keys(elements.size());
+  uint32_t count = static_cast<uint32_t>(elements.size()), out_batch = 0;
+  if (bpf_map_lookup_batch(fd, nullptr, &out_batch, keys.data(), elements.data(), &count, nullptr) != 0 &&
+      !(errno == ENOENT && count == elements.size()))
+    for (uint32_t key = 0; key < elements.size(); key++)
+      if (bpf_map_lookup_elem(fd, &key, &elements[key]) != 0) elements[key] = {};
+  return {elements.begin() + 1, elements.end()};
+}
+
+// The counters of one workload slot summed over CPUs, with the faults still waiting in the CPUs' lines.
+// Each CPU's share comes from a read of its counters between two reads of its line with no move of
+// waiting faults between them; `lines` is the latest read of the lines and is kept up to date. After a
+// few tries a CPU that keeps moving (tasks of several cgroups faulting in turn on it) is read as it is.
+bool ReadSlot(int stats_fd, int cpus_fd, uint32_t slot, uint64_t cgroup_id, std::vector<mem_cpu>& lines,
+              mem_cgroup_stats* total) {
+  constexpr int kTries = 4;
+  std::vector<mem_cgroup_stats> per_cpu(lines.size());
+  std::vector<bool> done(lines.size());
+  size_t left = lines.size();
+  *total = {};
+  for (int attempt = 0; attempt < kTries && left > 0; attempt++) {
+    if (bpf_map_lookup_elem(stats_fd, &slot, per_cpu.data()) != 0) return false;
+    std::vector<mem_cpu> after = ReadCpuLines(cpus_fd);
+    for (size_t cpu = 0; cpu < lines.size(); cpu++) {
+      if (done[cpu]) continue;
+      mem_cgroup_stats share{};
+      if (!CpuShare(per_cpu[cpu], lines[cpu], after[cpu], slot, cgroup_id, &share)) {
+        if (attempt + 1 < kTries) continue;
+        mem_cpu settled = after[cpu];
+        settled.moves = 0;
+        CpuShare(per_cpu[cpu], settled, settled, slot, cgroup_id, &share);
+      }
+      Add(*total, share);
+      done[cpu] = true;
+      left--;
+    }
+    lines = std::move(after);
+  }
+  return true;
 }
 
 // Histogram families of the stall kinds, with the feature each needs.
@@ -97,13 +143,14 @@ std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
 
   series_.Begin();
   {
-    std::vector<mem_cgroup_stats> per_cpu(PossibleCpus());
+    int cpus_fd = bpf_.MapFd("cpus");
+    std::vector<mem_cpu> lines = ReadCpuLines(cpus_fd);
     ForEachEntry<uint64_t, uint32_t>(slots_fd, [&](uint64_t cgroup_id, uint32_t slot) {
       auto verdict = series_.Label(cgroup_id);
       if (verdict.action == WorkloadSeries::Action::kDelete) gone_slots.emplace_back(cgroup_id, slot);
       if (verdict.action != WorkloadSeries::Action::kExport) return;
-      if (bpf_map_lookup_elem(stats_fd, &slot, per_cpu.data()) != 0) return;
-      Add(workloads[verdict.labels].stats, Sum(per_cpu));
+      mem_cgroup_stats total;
+      if (ReadSlot(stats_fd, cpus_fd, slot, cgroup_id, lines, &total)) Add(workloads[verdict.labels].stats, total);
     });
   }
   ForEachEntry<mem_stall_key, scry_hist>(stalls_fd, [&](const mem_stall_key& k, const scry_hist& h) {
@@ -126,13 +173,13 @@ std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
     std::vector<uint32_t> freed;
     for (const auto& [cgroup_id, slot] : gone_slots)
       if (bpf_map_delete_elem(slots_fd, &cgroup_id) == 0) freed.push_back(slot);
-    // CPUs that cached a freed slot look it up again (slot_cache).
-    int epoch_fd = bpf_.MapFd("slot_epoch"), free_fd = bpf_.MapFd("free_slots");
-    uint32_t zero_key = 0;
-    uint64_t epoch = 0;
-    bpf_map_lookup_elem(epoch_fd, &zero_key, &epoch);
-    epoch++;
-    bpf_map_update_elem(epoch_fd, &zero_key, &epoch, BPF_ANY);
+    // CPUs that hold a freed slot look it up again (the epoch, element 0 of `cpus`, moved).
+    int cpus_fd = bpf_.MapFd("cpus"), free_fd = bpf_.MapFd("free_slots");
+    uint32_t epoch_key = 0;
+    mem_cpu epoch{};
+    bpf_map_lookup_elem(cpus_fd, &epoch_key, &epoch);
+    epoch.epoch++;
+    bpf_map_update_elem(cpus_fd, &epoch_key, &epoch, BPF_ANY);
     for (uint32_t slot : freed) {
       bpf_map_update_elem(stats_fd, &slot, zero.data(), BPF_ANY);
       bpf_map_delete_elem(bpf_.MapFd("slot_owners"), &slot);
@@ -200,6 +247,8 @@ std::vector<prometheus::MetricFamily> NodeCollector::Collect() const {
   uint32_t zero = 0;
   mem_node_stats node{};
   if (bpf_map_lookup_elem(bpf_.MapFd("node_stats"), &zero, per_cpu.data()) == 0) node = Sum(per_cpu);
+  uint64_t faults = 0;
+  for (const mem_cpu& line : ReadCpuLines(bpf_.MapFd("cpus"))) faults += line.faults;
 
   const std::string p = "scry_mem_node_";
   Families fams;
@@ -212,7 +261,7 @@ std::vector<prometheus::MetricFamily> NodeCollector::Collect() const {
   if (bpf_.FeatureAvailable("faults"))
     AddCounter(fams.Get(p + "page_faults_total", "Page faults taken in user mode by observed tasks on the node.",
                         MetricType::Counter),
-               {}, static_cast<double>(node.faults));
+               {}, static_cast<double>(faults));
   if (bpf_.FeatureAvailable("major_faults"))
     AddCounter(fams.Get(p + "major_page_faults_total", "User page faults that needed I/O, node-wide.",
                         MetricType::Counter),

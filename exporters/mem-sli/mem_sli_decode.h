@@ -52,11 +52,23 @@ inline mem_cgroup_stats Sum(const std::vector<mem_cgroup_stats>& per_cpu) {
 inline mem_node_stats Sum(const std::vector<mem_node_stats>& per_cpu) {
   mem_node_stats total{};
   for (const auto& s : per_cpu) {
-    total.faults += s.faults;
     total.major_faults += s.major_faults;
     for (int i = 0; i < MEM_OOM_SCOPE_NR; i++) total.oom_kills[i] += s.oom_kills[i];
   }
   return total;
+}
+
+// One CPU's share of a workload's counters (its slot `slot`, cgroup `cgroup_id`): the CPU's copy of the
+// slot's counters plus the faults waiting in the CPU's line (struct mem_cpu) if the line holds that slot.
+// `before` and `after` are the line read just before and just after the counters. False, when the CPU
+// moved waiting faults into counters between the two reads (they might be counted twice or not at all):
+// then read again.
+inline bool CpuShare(const mem_cgroup_stats& counters, const mem_cpu& before, const mem_cpu& after, uint32_t slot,
+                     uint64_t cgroup_id, mem_cgroup_stats* share) {
+  if (before.moves != after.moves || after.moves % 2) return false;
+  *share = counters;
+  if (after.slot == slot && after.cgroup_id == cgroup_id) share->faults += after.pending;
+  return true;
 }
 
 // A fixed-size kernel string (maybe without its terminating NUL) as a std::string.

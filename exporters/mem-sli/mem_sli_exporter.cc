@@ -1,5 +1,6 @@
 #include "mem_sli_exporter.h"
 
+#include <bpf/libbpf.h>
 #include <unistd.h>
 
 #include "mem_sli.skel.h"
@@ -69,6 +70,9 @@ BpfSpec MemExporter::MakeBpfSpec(const po::variables_map& vm) {
   workloads_ = std::make_shared<Workloads>(vm);
   workloads_->ConfigureBpf(spec);
   spec.SetConst<uint64_t>("page_size", static_cast<uint64_t>(sysconf(_SC_PAGESIZE)));
+  // The epoch and a line per CPU that may run the fault hook: small enough to be kmalloc'ed (mem_sli.bpf.c).
+  int cpus = libbpf_num_possible_cpus();
+  spec.max_entries["cpus"] = 1 + (cpus > 0 ? static_cast<uint32_t>(cpus) : 1);
   // Since 6.8 mark_victim passes (task, uid); before, the victim's pid alone.
   spec.SetConst<bool>("victim_arg_is_task",
                       TracepointArgCount("mark_victim", vm["btf-path"].as<std::string>()) == 2);

@@ -84,6 +84,14 @@ void ApplyConsts(bpf_object* obj, const BpfSpec& spec) {
     throw RuntimeError(spec.object_name + ": cannot set .rodata");
 }
 
+void ApplyMaxEntries(bpf_object* obj, const BpfSpec& spec) {
+  for (const auto& [name, n] : spec.max_entries) {
+    bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+    if (!map || bpf_map__set_max_entries(map, n) != 0)
+      throw RuntimeError(spec.object_name + ": cannot size map " + name);
+  }
+}
+
 }  // namespace
 
 const char* AttachModeName(AttachMode mode) {
@@ -250,6 +258,7 @@ bpf_object* BpfObject::Open() const {
   if (!obj) throw RuntimeError(spec_.object_name + ": cannot open BPF object: " + ErrorText(errno));
   try {
     ApplyConsts(obj, spec_);
+    ApplyMaxEntries(obj, spec_);
   } catch (...) {
     bpf_object__close(obj);
     throw;

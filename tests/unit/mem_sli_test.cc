@@ -49,11 +49,42 @@ TEST(MemSliDecode, SumsEveryCpusCounters) {
   nodes[0].oom_kills[MEM_OOM_MEMCG] = 1;
   nodes[1].oom_kills[MEM_OOM_MEMCG] = 2;
   nodes[1].oom_kills[MEM_OOM_GLOBAL] = 4;
-  nodes[0].faults = 9;
+  nodes[0].major_faults = 9;
   auto n = Sum(nodes);
   EXPECT_EQ(n.oom_kills[MEM_OOM_MEMCG], 3u);
   EXPECT_EQ(n.oom_kills[MEM_OOM_GLOBAL], 4u);
-  EXPECT_EQ(n.faults, 9u);
+  EXPECT_EQ(n.major_faults, 9u);
+}
+
+TEST(MemSliDecode, CpuShareAddsTheFaultsWaitingInTheCpusLine) {
+  mem_cgroup_stats counters{};
+  counters.faults = 100;
+  counters.unmapped = 4096;
+  mem_cpu line{};
+  line.slot = 3;
+  line.cgroup_id = 42;
+  line.pending = 7;
+  line.moves = 4;
+  mem_cgroup_stats share{};
+  ASSERT_TRUE(CpuShare(counters, line, line, 3, 42, &share));
+  EXPECT_EQ(share.faults, 107u);
+  EXPECT_EQ(share.unmapped, 4096u);
+
+  // The line holds another slot, or the slot of a cgroup that gave it up: nothing of it is added.
+  ASSERT_TRUE(CpuShare(counters, line, line, 4, 42, &share));
+  EXPECT_EQ(share.faults, 100u);
+  ASSERT_TRUE(CpuShare(counters, line, line, 3, 43, &share));
+  EXPECT_EQ(share.faults, 100u);
+}
+
+TEST(MemSliDecode, CpuShareRefusesAReadAcrossAMove) {
+  mem_cgroup_stats counters{}, share{};
+  mem_cpu before{}, after{};
+  before.moves = 2;
+  after.moves = 4;  // waiting faults went into counters between the reads
+  EXPECT_FALSE(CpuShare(counters, before, after, 0, 0, &share));
+  before.moves = after.moves = 3;  // a move under way during both reads
+  EXPECT_FALSE(CpuShare(counters, before, after, 0, 0, &share));
 }
 
 TEST(MemSliDecode, KernelStringsMayLackTheirNul) {

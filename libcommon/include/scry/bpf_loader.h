@@ -63,6 +63,8 @@ struct BpfSpec {
     consts[name] = std::move(bytes);
   }
   std::map<std::string, std::vector<uint8_t>> consts;
+  // Map name -> max_entries set before load (e.g. an array indexed by CPU sized to the possible CPUs).
+  std::map<std::string, uint32_t> max_entries;
 };
 
 struct HookResult {
