@@ -28,7 +28,6 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 rtt_sample_every = 16;      /* tcp_probe: one event in N per CPU feeds the RTT histogram */
 const volatile bool rtt_enabled = true;
 const volatile bool windows_enabled = true;      /* window histograms with each RTT sample */
-const volatile bool retransmit_has_err = false;  /* tcp_retransmit_skb passes err (6.12+) */
 const volatile bool kfree_skb_has_rx_sk = false; /* kfree_skb passes the receiving socket (6.12+) */
 
 /* Tracked sockets, by address until tcp_destroy_sock (attached whenever inet_sock_set_state is).
@@ -282,6 +281,9 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 		__sync_fetch_and_add(&st->opened, 1);
 		/* the handshake's round trip, measured by the kernel just before this transition */
 		tp = tcp_of(sk, btf);
+		/* a child starts with its request's SYN-ACK retransmits, counted for the listener */
+		if (tp && s->key.direction == NET_DIR_SERVER)
+			s->retrans = RD(btf, tp, total_retrans);
 		srtt = tp ? RD(btf, tp, srtt_us) >> 3 : 0;
 		if (s->key.direction == NET_DIR_CLIENT)
 			scry_hist_add_latency(&st->connect, bpf_ktime_get_ns() - s->start_ns);
@@ -321,19 +323,32 @@ static __always_inline struct net_conn_stats *tracked_stats(struct sock *sk, boo
 	return conn_stats(&s->key);
 }
 
-static __always_inline void on_retransmit(struct sock *sk, struct sk_buff *skb, bool btf)
+/* Segments retransmitted since the last event, from the socket's own count: the kernel counts a
+ * retransmit that it tried to send (RetransSegs, total_retrans), whether or not the send failed, and
+ * the tracepoint fires on sends that fail (6.17+: also on attempts given up before a send, with err). */
+static __always_inline void on_retransmit(struct sock *sk, bool btf)
 {
-	struct net_conn_stats *st = tracked_stats(sk, btf);
-	struct tcp_skb_cb *cb = (struct tcp_skb_cb *)&skb->cb[0];
-	__u16 segs;
+	struct tcp_sock *tp = tcp_of(sk, btf);
+	struct net_conn_stats *st;
+	struct net_sock *s;
+	__u32 total, segs;
 
+	if (!tp)
+		return;
+	s = sock_get(sk);
+	if (!s)
+		return;
+	total = RD(btf, tp, total_retrans);
+	segs = total - s->retrans;
+	s->retrans = total; /* under the socket's lock, as every retransmit */
+	if ((__s32)segs <= 0)
+		return; /* nothing sent, or the count was reset (a disconnect) */
+	st = conn_stats(&s->key);
 	if (!st)
 		return;
-	/* as the kernel's RetransSegs: the segments of the (possibly GSO) skb */
-	segs = BPF_CORE_READ(cb, tcp_gso_segs);
-	__sync_fetch_and_add(&st->retrans_segs, segs ? segs : 1);
+	__sync_fetch_and_add(&st->retrans_segs, segs);
 	if (RD(btf, sk, __sk_common.skc_state) == TCP_SYN_SENT)
-		__sync_fetch_and_add(&st->syn_retrans, 1);
+		__sync_fetch_and_add(&st->syn_retrans, segs);
 }
 
 /* A listener retransmitted a SYN-ACK (its timer, or a repeated SYN): counted for the listener's
@@ -481,24 +496,17 @@ int destroy_tp(struct trace_event_raw_tcp_event_sk *ctx)
 	return 0;
 }
 
-static __always_inline void retransmit(__u64 *ctx, bool btf)
-{
-	if (retransmit_has_err && (int)ctx[2] != 0)
-		return; /* not sent */
-	on_retransmit((struct sock *)ctx[0], (struct sk_buff *)ctx[1], btf);
-}
-
 SEC("tp_btf/tcp_retransmit_skb")
 int retransmit_btf(__u64 *ctx)
 {
-	retransmit(ctx, true);
+	on_retransmit((struct sock *)ctx[0], true);
 	return 0;
 }
 
 SEC("raw_tp/tcp_retransmit_skb")
 int retransmit_raw(__u64 *ctx)
 {
-	retransmit(ctx, false);
+	on_retransmit((struct sock *)ctx[0], false);
 	return 0;
 }
 
@@ -616,7 +624,8 @@ int socket_files(struct bpf_iter__task_file *ctx)
 	s = sock_get(sk);
 	if (!s || !s->established)
 		return 0;
-	if (!transfer(sk, state, s->key.direction == NET_DIR_CLIENT, false, true, &t))
+	/* probe reads: newer kernels mark socket->sk untrusted, which the tcp_sock cast helper refuses */
+	if (!transfer(sk, state, s->key.direction == NET_DIR_CLIENT, false, false, &t))
 		return 0;
 	rec.kind = NET_SOCKET_CONN;
 	rec.key = s->key;

@@ -52,8 +52,9 @@ struct net_conn_stats {
 struct net_sock {
 	struct net_conn_key key;
 	__u64 start_ns; /* client: when the SYN was sent */
+	__u32 retrans;  /* the socket's total_retrans as last counted */
 	__u8 established;
-	__u8 pad[7];
+	__u8 pad[3];
 };
 
 struct net_listener_key {

@@ -77,7 +77,6 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
   spec.SetConst<bool>("rtt_enabled", vm["collector.rtt"].as<bool>());
   spec.SetConst<bool>("windows_enabled", vm["collector.windows"].as<bool>());
   // 6.12 added err to tcp_retransmit_skb and the receiving socket to kfree_skb.
-  spec.SetConst<bool>("retransmit_has_err", TracepointArgCount("tcp_retransmit_skb", btf) == 3);
   spec.SetConst<bool>("kfree_skb_has_rx_sk", TracepointArgCount("kfree_skb", btf) == 4);
   return spec;
 }

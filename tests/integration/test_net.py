@@ -77,8 +77,9 @@ class Network:
         in_ns(CLIENT_NS, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
         for ns in (SERVER_NS, CLIENT_NS):
             in_ns(ns, "nft", "add", "table", "inet", TAG)
-            in_ns(ns, "nft", "add", "chain", "inet", TAG, "input",
-                  "{ type filter hook input priority 0 ; policy accept ; }")
+            for hook in ("input", "output"):
+                in_ns(ns, "nft", "add", "chain", "inet", TAG, hook,
+                      "{ type filter hook %s priority 0 ; policy accept ; }" % hook)
 
     @staticmethod
     def down():
@@ -285,6 +286,29 @@ class Connections(NetTest):
             self.assertEqual(m.get("scry_net_syn_retransmits_total", **labels), syn, labels)
             # SYN-ACKs are in the server's retransmitted segments, as in the kernel's RetransSegs
             self.assertEqual(m.get("scry_net_retransmitted_segments_total", **labels), segs, labels)
+
+    def test_syn_retransmits_that_fail_to_send_count_as_the_kernel_counts(self):
+        """The kernel counts a retransmit it could not send (RetransSegs, TCPSynRetrans), and so does scry."""
+        server_cg, _ = self.w.cgroup("sendfail-server")
+        client_cg, client_label = self.w.cgroup("sendfail")
+        self.w.start(SERVER_NS, server_cg, "serve", self.port, "accept", 16)
+        # the client's own SYNs are refused on the way out (the send fails with EPERM) for 2.5 s
+        in_ns(CLIENT_NS, "nft", "add", "rule", "inet", TAG, "output", "tcp", "dport", str(self.port),
+              "tcp", "flags", "&", "(syn|ack)", "==", "syn", "drop")
+        names = (("/proc/net/netstat", "TcpExt", "TCPSynRetrans"), ("/proc/net/snmp", "Tcp", "RetransSegs"),
+                 ("/proc/net/netstat", "TcpExt", "TCPRetransFail"))
+        before = [netns_counter(CLIENT_NS, *n) for n in names]
+        p = self.w.start(CLIENT_NS, client_cg, "connect", SERVER_IP, self.port, 1, 4)
+        time.sleep(2.5)
+        in_ns(CLIENT_NS, "nft", "flush", "chain", "inet", TAG, "output")
+        out, _ = p.communicate(timeout=60)
+        self.assertEqual(json.loads(out), {"ok": 1})
+        syn, segs, failed = (netns_counter(CLIENT_NS, *n) - b for n, b in zip(names, before))
+        self.assertGreater(failed, 0, "no retransmit failed to send")
+        client = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port))
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **client) >= 1)
+        self.assertEqual(m.get("scry_net_syn_retransmits_total", **client), syn)
+        self.assertEqual(m.get("scry_net_retransmitted_segments_total", **client), segs)
 
     def test_open_connections_count_their_bytes_before_they_close(self):
         nbytes = 3 << 20
