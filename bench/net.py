@@ -7,6 +7,7 @@ same workloads with --bpf.stats.
   sudo python3 bench/net.py [--bin build-net/bin/scry-net] [--duration 10] [--repeats 2]
   sudo python3 bench/net.py --bin old/scry-net --bin new/scry-net   # A/B: each repeat runs every binary
   sudo python3 bench/net.py --soak 600 --rate 2000   # churn at a fixed rate: series, map entries, RSS over time
+  sudo python3 bench/net.py --floor   # also with empty programs on the same tracepoints
 
 Extra exporter flags (e.g. --collector.rtt.sample-every=1) go after "--".
 """
@@ -23,6 +24,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
 import scrylib  # noqa: E402
+import probes  # noqa: E402
 
 
 def iperf(duration):
@@ -137,6 +139,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--soak", type=int, default=0, help="seconds of churn at --rate instead of the A/B runs")
     ap.add_argument("--rate", type=int, default=2000, help="connections per second in --soak")
+    ap.add_argument("--floor", action="store_true",
+                    help="also run the workloads with an empty program on each of scry-net's tracepoints "
+                    "(bench/net_floor.bpf.c; needs clang): what the hooks cost before any of scry-net's work")
     ap.add_argument("flags", nargs="*", help="extra exporter flags (after --)")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -149,11 +154,19 @@ def main():
         return
     base = {"iperf": [], "churn": []}
     with_ = {b: {"iperf": [], "churn": []} for b in bins}
+    if a.floor:
+        with_["empty programs"] = {"iperf": [], "churn": []}
     per_hook = {}
     series = []
     for _ in range(a.repeats):
         base["iperf"].append(iperf(a.duration))
         base["churn"].append(churn(a.duration))
+        if a.floor:
+            with probes.attached("net_floor.bpf.c") as ok:
+                if not ok:
+                    sys.exit("cannot attach the empty programs (--floor)")
+                with_["empty programs"]["iperf"].append(iperf(a.duration))
+                with_["empty programs"]["churn"].append(churn(a.duration))
         for b in bins:  # alternated, so that every binary meets the same machine load
             scrylib.BIN_DIR = os.path.dirname(b)
             # throughput as deployed: BPF run-time statistics cost two clock reads per program run
@@ -175,6 +188,7 @@ def main():
                             per_hook.setdefault((b, w, p), []).append(((n1[p] - n0.get(p, 0)), d))
                 series.append((len(m2.text.splitlines()), rss(e.proc.pid)))
     label = {b: (b if len(bins) > 1 else "scry-net") for b in bins}
+    label["empty programs"] = "empty programs (bench/net_floor.bpf.c)"
     print("| binary | workload | program | events | ns/event |")
     print("|---|---|---|---|---|")
     for (b, w, p), vals in sorted(per_hook.items()):
@@ -183,7 +197,7 @@ def main():
     print()
     print("| binary | workload | without (median) | with (median) | change | runs without | runs with |")
     print("|---|---|---|---|---|---|---|")
-    for b in bins:
+    for b in with_:
         for w, unit in (("iperf", "Gbit/s"), ("churn", "conn/s")):
             x0, x = statistics.median(base[w]), statistics.median(with_[b][w])
             print("| %s | %s (%s) | %.2f | %.2f | %+.1f%% | %s | %s |" % (

@@ -1,6 +1,7 @@
 """Reference probes for the benchmarks: a BPF object of one-purpose programs (bench/*_floor.bpf.c),
 built with clang and loaded through libbpf, and what each of its programs costs per event under a
 workload, from the kernel's BPF stats. They explain the exporters' per-event figures; not part of scry."""
+import contextlib
 import ctypes
 import os
 import shutil
@@ -45,15 +46,13 @@ class Libbpf:
             os.close(fd)
 
 
-def probe_costs(source, work, rounds, alone=False):
-    """{program: [ns/event, one per round]} of the programs in bench/<source> while work() runs, or {}
-    (with the reason printed) when they cannot be built or loaded. alone: each program attached by
-    itself for its own run of work(), so that no probe warms the caches or TLB for another; otherwise
-    all at once, in the order of the file."""
+def load(source):
+    """(libbpf, object, [(name, program)]) of bench/<source> built and loaded, or None (with the reason
+    printed) when it cannot be."""
     clang = shutil.which("clang")
     if not clang:
         print("no clang: skipping the reference probes")
-        return {}
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         obj_path = os.path.join(tmp, "probes.bpf.o")
         r = subprocess.run([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
@@ -61,13 +60,51 @@ def probe_costs(source, work, rounds, alone=False):
                             "-o", obj_path], capture_output=True, text=True)
         if r.returncode:
             print("cannot build bench/%s: %s" % (source, r.stderr[-300:]))
-            return {}
+            return None
         L = Libbpf().lib
         obj = L.bpf_object__open_file(obj_path.encode(), None)
         if not obj or L.bpf_object__load(obj) != 0:
             print("cannot load bench/%s" % source)
-            return {}
-    progs, links, costs = [], {}, {}
+            return None
+    progs, p = [], None
+    while True:
+        p = L.bpf_object__next_program(obj, p)
+        if not p:
+            return L, obj, progs
+        progs.append((L.bpf_program__name(p).decode(), p))
+
+
+@contextlib.contextmanager
+def attached(source):
+    """Every program of bench/<source> attached while the block runs (no BPF stats: what the hooks cost
+    a workload as such); yields False, attaching nothing, when they cannot be built or loaded."""
+    loaded = load(source)
+    if not loaded:
+        yield False
+        return
+    L, obj, progs = loaded
+    links = [L.bpf_program__attach(p) for _, p in progs]
+    try:
+        if not all(links):
+            print("cannot attach every program of bench/%s" % source)
+        yield all(links)
+    finally:
+        for link in links:
+            if link:
+                L.bpf_link__destroy(link)
+        L.bpf_object__close(obj)
+
+
+def probe_costs(source, work, rounds, alone=False):
+    """{program: [ns/event, one per round]} of the programs in bench/<source> while work() runs, or {}
+    (with the reason printed) when they cannot be built or loaded. alone: each program attached by
+    itself for its own run of work(), so that no probe warms the caches or TLB for another; otherwise
+    all at once, in the order of the file."""
+    loaded = load(source)
+    if not loaded:
+        return {}
+    L, obj, progs = loaded
+    links, costs = {}, {}
     stats_fd = L.bpf_enable_stats(0)  # BPF_STATS_RUN_TIME, until the fd is closed
 
     def read(names):
@@ -94,12 +131,6 @@ def probe_costs(source, work, rounds, alone=False):
                 costs.setdefault(name, []).append((after[name][0] - before[name][0]) / n)
 
     try:
-        p = None
-        while True:
-            p = L.bpf_object__next_program(obj, p)
-            if not p:
-                break
-            progs.append((L.bpf_program__name(p).decode(), p))
         progs_fd = {name: L.bpf_program__fd(p) for name, p in progs}
         for _ in range(rounds):
             if alone:
