@@ -171,6 +171,16 @@ class NetTest(unittest.TestCase):
 
 
 class Connections(NetTest):
+    def connect_while_dropping(self, client_cg, hook, *match):
+        """One connection (up to 4 SYN retransmits) from client_cg while a rule on the client namespace's
+        hook drops what it matches, for its first 2.5 s."""
+        in_ns(CLIENT_NS, "nft", "add", "rule", "inet", TAG, hook, *match, "drop")
+        p = self.w.start(CLIENT_NS, client_cg, "connect", SERVER_IP, self.port, 1, 4)
+        time.sleep(2.5)
+        in_ns(CLIENT_NS, "nft", "flush", "chain", "inet", TAG, hook)
+        out, _ = p.communicate(timeout=60)
+        self.assertEqual(json.loads(out), {"ok": 1})
+
     def test_opened_closed_and_latency_per_peer_and_side(self):
         n = 20
         server_cg, server_label = self.w.cgroup("server")
@@ -262,17 +272,12 @@ class Connections(NetTest):
         server_cg, server_label = self.w.cgroup("synack")
         client_cg, client_label = self.w.cgroup("syn")
         self.w.start(SERVER_NS, server_cg, "serve", self.port, "accept", 16)
-        # the SYN-ACKs are lost on the way to the client for 2.5 s: the client repeats its SYN (at 1 s),
-        # the server its SYN-ACK (its timer, and the repeated SYN)
-        in_ns(CLIENT_NS, "nft", "add", "rule", "inet", TAG, "input", "tcp", "sport", str(self.port),
-              "tcp", "flags", "&", "(syn|ack)", "==", "syn|ack", "drop")
         truth = {ns: (netns_counter(ns, "/proc/net/netstat", "TcpExt", "TCPSynRetrans"),
                       netns_counter(ns, "/proc/net/snmp", "Tcp", "RetransSegs")) for ns in (SERVER_NS, CLIENT_NS)}
-        p = self.w.start(CLIENT_NS, client_cg, "connect", SERVER_IP, self.port, 1, 4)
-        time.sleep(2.5)
-        in_ns(CLIENT_NS, "nft", "flush", "chain", "inet", TAG, "input")
-        out, _ = p.communicate(timeout=60)
-        self.assertEqual(json.loads(out), {"ok": 1})
+        # the SYN-ACKs are lost on the way to the client: the client repeats its SYN (at 1 s), the server
+        # its SYN-ACK (its timer, and the repeated SYN)
+        self.connect_while_dropping(client_cg, "input", "tcp", "sport", str(self.port),
+                                    "tcp", "flags", "&", "(syn|ack)", "==", "syn|ack")
         for ns in truth:
             truth[ns] = (netns_counter(ns, "/proc/net/netstat", "TcpExt", "TCPSynRetrans") - truth[ns][0],
                          netns_counter(ns, "/proc/net/snmp", "Tcp", "RetransSegs") - truth[ns][1])
@@ -292,17 +297,12 @@ class Connections(NetTest):
         server_cg, _ = self.w.cgroup("sendfail-server")
         client_cg, client_label = self.w.cgroup("sendfail")
         self.w.start(SERVER_NS, server_cg, "serve", self.port, "accept", 16)
-        # the client's own SYNs are refused on the way out (the send fails with EPERM) for 2.5 s
-        in_ns(CLIENT_NS, "nft", "add", "rule", "inet", TAG, "output", "tcp", "dport", str(self.port),
-              "tcp", "flags", "&", "(syn|ack)", "==", "syn", "drop")
         names = (("/proc/net/netstat", "TcpExt", "TCPSynRetrans"), ("/proc/net/snmp", "Tcp", "RetransSegs"),
                  ("/proc/net/netstat", "TcpExt", "TCPRetransFail"))
         before = [netns_counter(CLIENT_NS, *n) for n in names]
-        p = self.w.start(CLIENT_NS, client_cg, "connect", SERVER_IP, self.port, 1, 4)
-        time.sleep(2.5)
-        in_ns(CLIENT_NS, "nft", "flush", "chain", "inet", TAG, "output")
-        out, _ = p.communicate(timeout=60)
-        self.assertEqual(json.loads(out), {"ok": 1})
+        # the client's own SYNs are refused on the way out: the send fails with EPERM
+        self.connect_while_dropping(client_cg, "output", "tcp", "dport", str(self.port),
+                                    "tcp", "flags", "&", "(syn|ack)", "==", "syn")
         syn, segs, failed = (netns_counter(CLIENT_NS, *n) - b for n, b in zip(names, before))
         self.assertGreater(failed, 0, "no retransmit failed to send")
         client = dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port))
