@@ -2,7 +2,8 @@
 """scry-mem-sli benchmark: per-event cost of the page-fault and mmap hooks (kernel BPF stats), what the
 building blocks of the fault hook cost (bench/fault_floor.bpf.c, needs clang and libbpf.so.1), and the
 slowdown of a fault-heavy workload (map 16 MiB, touch every page, unmap, in a loop) with the exporter
-attached vs not. Prints tables; asserts nothing. Needs root, cc, a built scry-mem-sli.
+attached vs not, and with only an empty program on the fault tracepoint. Prints tables; asserts
+nothing. Needs root, cc, a built scry-mem-sli.
 
   sudo python3 bench/mem-sli.py [--bin build-bench/bin/scry-mem-sli] [--loops 400] [--repeats 5]
                                 [--cost-repeats 3]
@@ -147,20 +148,30 @@ def main():
         subprocess.run(["rm", "-rf", tmp])
         return 0
 
-    # 3. Slowdown of the workload, exporter attached (as deployed: no --bpf.stats) vs not, alternated.
+    # 3. Slowdown of the workload, exporter attached (as deployed: no --bpf.stats) vs not, alternated; and
+    # with only an empty program on the fault tracepoint: what any per-fault hook costs this workload.
+    from probes import attached  # noqa: E402
     timed(work, args.loops // 4)  # warm up
-    base, attached = [], []
+    runs = {"no exporter": [], "scry-mem-sli": [], "empty program": []}
     for _ in range(args.repeats):
-        base.append(timed(work, args.loops))
+        runs["no exporter"].append(timed(work, args.loops))
         ex = Exporter(args.bin)
-        attached.append(timed(work, args.loops))
+        runs["scry-mem-sli"].append(timed(work, args.loops))
         ex.stop()
-    b, a = statistics.median(base), statistics.median(attached)
-    table("Workload time, median of %d alternated runs" % args.repeats,
-          ("run", "median s", "min s", "max s", "slowdown"),
-          [("no exporter", "%.3f" % b, "%.3f" % min(base), "%.3f" % max(base), ""),
-           ("scry-mem-sli", "%.3f" % a, "%.3f" % min(attached), "%.3f" % max(attached),
-            "%+.1f%%" % ((a / b - 1) * 100))])
+        with attached("fault_floor.bpf.c", only="floor_empty") as ok:
+            if ok:
+                runs["empty program"].append(timed(work, args.loops))
+    base = runs["no exporter"]
+    b = statistics.median(base)
+
+    def slowdowns(t):
+        """Of the medians, and the median of each repeat's own pair (drift of the machine cancels)."""
+        paired = statistics.median(x / y - 1 for x, y in zip(t, base))
+        return "%+.1f%%" % ((statistics.median(t) / b - 1) * 100), "%+.1f%%" % (paired * 100)
+    table("Workload time, %d alternated runs" % args.repeats,
+          ("run", "median s", "min s", "max s", "slowdown", "paired slowdown"),
+          [(name, "%.3f" % statistics.median(t), "%.3f" % min(t), "%.3f" % max(t),
+            *(slowdowns(t) if t is not base else ("", ""))) for name, t in runs.items() if t])
     subprocess.run(["rm", "-rf", tmp])
     return 0
 

@@ -75,15 +75,16 @@ def load(source):
 
 
 @contextlib.contextmanager
-def attached(source):
-    """Every program of bench/<source> attached while the block runs (no BPF stats: what the hooks cost
-    a workload as such); yields False, attaching nothing, when they cannot be built or loaded."""
+def attached(source, only=None):
+    """Every program of bench/<source> (or only the one named `only`) attached while the block runs (no
+    BPF stats: what the hooks cost a workload as such); yields False, attaching nothing, when they cannot
+    be built or loaded."""
     loaded = load(source)
     if not loaded:
         yield False
         return
     L, obj, progs = loaded
-    links = [L.bpf_program__attach(p) for _, p in progs]
+    links = [L.bpf_program__attach(p) for name, p in progs if only in (None, name)]
     try:
         if not all(links):
             print("cannot attach every program of bench/%s" % source)
