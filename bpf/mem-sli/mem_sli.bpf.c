@@ -121,13 +121,16 @@ struct {
 struct mem_pending {
 	__u64 value; /* mmap/munmap: page-rounded length; brk: the break before the call */
 	__u32 kind;  /* mmap: enum mem_map_kind */
-	__u32 pad;
+	__u32 armed; /* set at enter, cleared at exit */
 };
 
+/* Per thread, in task local storage: created at the thread's first call and freed with it, so enter and
+ * exit only write and read the thread's own entry (a hash keyed by thread id took an insert and a
+ * delete, under one lock for all CPUs, per call). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32); /* thread id */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct mem_pending);
 } pending SEC(".maps");
 
@@ -605,26 +608,30 @@ int mark_victim_tp(struct trace_event_raw_mark_victim *ctx)
 
 static __always_inline void pending_enter(__u64 value, __u32 kind)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct mem_pending p = { .value = value, .kind = kind };
+	struct mem_pending *p;
 	__u64 cgroup_id;
 
 	if (!observed_current(&cgroup_id))
 		return;
-	if (bpf_map_update_elem(&pending, &tid, &p, BPF_ANY))
-		scry_count_lost(&lost_events, MEM_LOST_PENDING_FULL);
+	p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) { /* no memory for the thread's first entry */
+		scry_count_lost(&lost_events, MEM_LOST_PENDING_NO_MEMORY);
+		return;
+	}
+	p->value = value;
+	p->kind = kind;
+	p->armed = 1;
 }
 
-/* The pending request of this thread, taken out of the map; false if there is none. */
+/* The pending request of this thread, taken; false if there is none. */
 static __always_inline bool pending_take(struct mem_pending *out)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct mem_pending *p = bpf_map_lookup_elem(&pending, &tid);
+	struct mem_pending *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
 
-	if (!p)
+	if (!p || !p->armed)
 		return false;
 	*out = *p;
-	bpf_map_delete_elem(&pending, &tid);
+	p->armed = 0;
 	return true;
 }
 

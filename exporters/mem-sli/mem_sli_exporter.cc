@@ -62,7 +62,7 @@ BpfSpec MemExporter::MakeBpfSpec(const po::variables_map& vm) {
       {"brk_exit", "vm_growth", {"brk_exit_tp"}},
   };
   spec.lost_reasons = {"cgroup_stats_map_full", "stalls_map_full", "oom_kills_map_full", "oom_events_ringbuf_full",
-                       "pending_syscalls_map_full"};
+                       "pending_syscalls_no_memory"};
   if (!vm["collector.faults"].as<bool>())
     spec.disabled_features.insert(spec.disabled_features.end(), {"faults", "major_faults"});
   if (!vm["collector.vm-growth"].as<bool>()) spec.disabled_features.push_back("vm_growth");
