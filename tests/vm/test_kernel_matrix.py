@@ -203,6 +203,10 @@ MEM_COMMON = [
     Delta("scry_mem_node_oom_kills_total", {"scope": "global"}, "==", 0),
     Delta("scry_mem_oom_kills_total", {"cgroup": "/scry-oom", "scope": "memcg"}, "==", 1, "swap"),
     Delta("scry_mem_reclaim_stall_seconds_count", {"cgroup": "/scry-oom", "kind": "memcg"}, ">", 0, "swap"),
+    # dd's 48 MiB buffer: one private anonymous mmap (pending calls live in task storage)
+    Value("scry_feature_available", {"feature": "vm_growth"}, "==", 1),
+    Delta("scry_mem_vm_mapped_bytes_total", {"cgroup": "/scry-swap", "kind": "anon"}, ">=", 48 << 20, "faults",
+          "swap"),
 ]
 # At most 16 MiB of dd's 48 MiB buffer is resident when its second pass begins: >= 32 MiB of pages
 # come back from swap, one do_swap_page each (zram swaps in synchronously, without readahead).
