@@ -324,8 +324,9 @@ static __always_inline struct net_conn_stats *tracked_stats(struct sock *sk, boo
 }
 
 /* Segments retransmitted since the last event, from the socket's own count: the kernel counts a
- * retransmit that it tried to send (RetransSegs, total_retrans), whether or not the send failed, and
- * the tracepoint fires on sends that fail (6.17+: also on attempts given up before a send, with err). */
+ * retransmit it tried to send (RetransSegs, total_retrans) whether or not the send failed. Before 6.17
+ * the tracepoint fires after successful sends only (a failed one is picked up at the next event); since,
+ * on every attempt, with err, also on those given up before a send, which the kernel does not count. */
 static __always_inline void on_retransmit(struct sock *sk, bool btf)
 {
 	struct tcp_sock *tp = tcp_of(sk, btf);

@@ -274,7 +274,7 @@ class AgreesWithRunqlat(unittest.TestCase):
     args = []
     # When a wakeup preempts the running task, the scheduler skips the run-queue clock update of the switch
     # that follows, so sched_info's wait leaves out the time from the wakeup to that switch: waits that
-    # runqlat.bt puts in (1, 2] us can read (0, 1] us. Up to this slot, ours may only be shorter.
+    # runqlat.bt puts in (1, 2] us can read 0. Up to this slot, ours may only be shorter.
     shorter_up_to_slot = 1
 
     def setUp(self):
