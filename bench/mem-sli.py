@@ -136,7 +136,7 @@ def main():
 
     # 2. Reference probes: the building blocks of the fault hook, each attached alone (no exporter).
     sys.path.insert(0, here)
-    from probes import probe_costs  # noqa: E402
+    from probes import attached, probe_costs  # noqa: E402
     floor = probe_costs("fault_floor.bpf.c", lambda: timed(work, args.loops), args.cost_repeats, alone=True)
     if floor:
         base = statistics.median(floor.get("floor_empty", [0]))
@@ -150,7 +150,6 @@ def main():
 
     # 3. Slowdown of the workload, exporter attached (as deployed: no --bpf.stats) vs not, alternated; and
     # with only an empty program on the fault tracepoint: what any per-fault hook costs this workload.
-    from probes import attached  # noqa: E402
     timed(work, args.loops // 4)  # warm up
     runs = {"no exporter": [], "scry-mem-sli": [], "empty program": []}
     for _ in range(args.repeats):
