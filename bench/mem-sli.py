@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""scry-mem-sli benchmark: per-event cost of the page-fault and mmap hooks (kernel BPF stats), what the
-building blocks of the fault hook cost (bench/fault_floor.bpf.c, needs clang and libbpf.so.1), and the
-slowdown of a fault-heavy workload (map 16 MiB, touch every page, unmap, in a loop) with the exporter
-attached vs not, and with only an empty program on the fault tracepoint. Prints tables; asserts
-nothing. Needs root, cc, a built scry-mem-sli.
+"""scry-mem-sli benchmark: per-event cost of the page-fault and mmap hooks (kernel BPF stats, with
+--faults.source=hook), what the building blocks of the fault hook cost (bench/fault_floor.bpf.c, needs
+clang and libbpf.so.1), and the slowdown of a fault-heavy workload (map 16 MiB, touch every page, unmap,
+in a loop) with the exporter attached as deployed (faults from the memory cgroups), with the fault hook
+(--faults.source=hook), with only an empty program on the fault tracepoint, and with nothing. Prints
+tables; asserts nothing. Needs root, cc, a built scry-mem-sli.
 
   sudo python3 bench/mem-sli.py [--bin build-bench/bin/scry-mem-sli] [--loops 400] [--repeats 5]
                                 [--cost-repeats 3]
@@ -112,8 +113,8 @@ def main():
     subprocess.run(["cc", "-O2", "-o", work, work + ".c"], check=True)
     pages = 16 << 20 >> 12
 
-    # 1. Per-event cost from the kernel's BPF stats, per workload run.
-    ex = Exporter(args.bin, "--bpf.stats")
+    # 1. Per-event cost from the kernel's BPF stats, per workload run (the fault hook is opt-in).
+    ex = Exporter(args.bin, "--bpf.stats", "--faults.source=hook")
     per_hook = {}  # hook -> [(events, ns)] one per run
     for _ in range(args.cost_repeats):
         before = prog_stats(ex.scrape())
@@ -148,15 +149,18 @@ def main():
         subprocess.run(["rm", "-rf", tmp])
         return 0
 
-    # 3. Slowdown of the workload, exporter attached (as deployed: no --bpf.stats) vs not, alternated; and
-    # with only an empty program on the fault tracepoint: what any per-fault hook costs this workload.
+    # 3. Slowdown of the workload, exporter attached (no --bpf.stats) vs not, alternated: as deployed,
+    # with the fault hook, and with only an empty program on the fault tracepoint (what any per-fault
+    # hook costs this workload).
     timed(work, args.loops // 4)  # warm up
-    runs = {"no exporter": [], "scry-mem-sli": [], "empty program": []}
+    arms = {"scry-mem-sli": [], "scry-mem-sli --faults.source=hook": ["--faults.source=hook"]}
+    runs = {"no exporter": [], **{name: [] for name in arms}, "empty program": []}
     for _ in range(args.repeats):
         runs["no exporter"].append(timed(work, args.loops))
-        ex = Exporter(args.bin)
-        runs["scry-mem-sli"].append(timed(work, args.loops))
-        ex.stop()
+        for name, flags in arms.items():
+            ex = Exporter(args.bin, *flags)
+            runs[name].append(timed(work, args.loops))
+            ex.stop()
         with attached("fault_floor.bpf.c", only="floor_empty") as ok:
             if ok:
                 runs["empty program"].append(timed(work, args.loops))

@@ -4,8 +4,11 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "mem_sli_decode.h"
 #include "scry/bpf_maps.h"
@@ -124,8 +127,26 @@ void AddStall(Families& fams, const BpfObject& bpf, const std::string& prefix, L
 
 }  // namespace
 
-WorkloadCollector::WorkloadCollector(const BpfObject& bpf, WorkloadSeries series)
-    : bpf_(bpf), series_(std::move(series)) {}
+std::optional<FaultCounts> ParseFaultCounts(const std::string& content) {
+  auto stat = ParseFlatKeyed(content);
+  auto faults = stat.find("pgfault"), major = stat.find("pgmajfault");
+  if (faults == stat.end() || major == stat.end()) return std::nullopt;
+  return FaultCounts{faults->second, major->second};
+}
+
+WorkloadCollector::WorkloadCollector(const BpfObject& bpf, std::shared_ptr<Workloads> workloads,
+                                     std::shared_ptr<const CgroupControllerFiles> memcg)
+    : bpf_(bpf), workloads_(std::move(workloads)), memcg_(std::move(memcg)), series_(workloads_->MakeSeries()) {}
+
+std::optional<FaultCounts> WorkloadCollector::MemcgFaults(uint64_t cgroup_id) const {
+  auto resolved = workloads_->resolver()->Resolve(cgroup_id);
+  if (resolved.status == IdentityResolver::Status::kLive)
+    if (auto content = memcg_->Read(resolved.identity.cgroup, "memory.stat"))
+      if (auto counts = ParseFaultCounts(*content)) return counts;
+  auto last = last_memcg_faults_.find(cgroup_id);
+  if (resolved.ok() && last != last_memcg_faults_.end()) return last->second;
+  return std::nullopt;
+}
 
 std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
   std::lock_guard lock(mutex_);
@@ -135,6 +156,7 @@ std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
     uint64_t oom[MEM_OOM_SCOPE_NR] = {};
   };
   std::map<Labels, Agg> workloads;
+  std::map<Labels, std::set<uint64_t>> exported;  // the cgroups behind each label set
   int stats_fd = bpf_.MapFd("cgroup_stats"), slots_fd = bpf_.MapFd("cgroup_slots"), stalls_fd = bpf_.MapFd("stalls"),
       oom_fd = bpf_.MapFd("oom_kills");
   std::vector<std::pair<uint64_t, uint32_t>> gone_slots;
@@ -149,6 +171,7 @@ std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
       auto verdict = series_.Label(cgroup_id);
       if (verdict.action == WorkloadSeries::Action::kDelete) gone_slots.emplace_back(cgroup_id, slot);
       if (verdict.action != WorkloadSeries::Action::kExport) return;
+      exported[verdict.labels].insert(cgroup_id);
       mem_cgroup_stats total;
       if (ReadSlot(stats_fd, cpus_fd, slot, cgroup_id, lines, &total)) Add(workloads[verdict.labels].stats, total);
     });
@@ -157,14 +180,23 @@ std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
     auto verdict = series_.Label(k.cgroup_id);
     if (verdict.action == WorkloadSeries::Action::kDelete) gone_stalls.push_back(k);
     if (verdict.action != WorkloadSeries::Action::kExport) return;
+    exported[verdict.labels].insert(k.cgroup_id);
     Merge(workloads[verdict.labels].stalls[k.kind], h);
   });
   ForEachEntry<mem_oom_key, __u64>(oom_fd, [&](const mem_oom_key& k, __u64 n) {
     auto verdict = series_.Label(k.cgroup_id);
     if (verdict.action == WorkloadSeries::Action::kDelete) gone_oom.push_back(k);
     if (verdict.action != WorkloadSeries::Action::kExport) return;
+    exported[verdict.labels].insert(k.cgroup_id);
     workloads[verdict.labels].oom[k.scope & 1] += n;
   });
+  // Workloads with no event since the start have faults too, and their other series start at 0.
+  if (memcg_)
+    for (uint64_t cgroup_id : workloads_->ObservedCgroups())
+      if (auto verdict = series_.Label(cgroup_id); verdict.action == WorkloadSeries::Action::kExport) {
+        exported[verdict.labels].insert(cgroup_id);
+        workloads[verdict.labels];
+      }
   series_.End();
   // A dead cgroup's slot: unmapped, zeroed, then free for the next new cgroup (no task is left in it
   // to count into it meanwhile).
@@ -189,6 +221,26 @@ std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
   for (const auto& k : gone_stalls) bpf_map_delete_elem(stalls_fd, &k);
   for (const auto& k : gone_oom) bpf_map_delete_elem(oom_fd, &k);
 
+  // Faults from the memory cgroups: a label set has them if any of its cgroups has a memory cgroup.
+  std::map<Labels, FaultCounts> memcg_faults;
+  size_t without_memcg = 0;
+  if (memcg_) {
+    std::map<uint64_t, FaultCounts> read;
+    for (const auto& [labels, cgroups] : exported)
+      for (uint64_t cgroup_id : cgroups) {
+        auto counts = MemcgFaults(cgroup_id);
+        if (!counts) {
+          without_memcg++;
+          continue;
+        }
+        FaultCounts& sum = memcg_faults[labels];
+        sum.faults += counts->faults;
+        sum.major += counts->major;
+        read[cgroup_id] = *counts;
+      }
+    last_memcg_faults_ = std::move(read);
+  }
+
   const std::string p = "scry_mem_";
   bool faults = bpf_.FeatureAvailable("faults"), major = bpf_.FeatureAvailable("major_faults"),
        vm = bpf_.FeatureAvailable("vm_growth"), oom = bpf_.FeatureAvailable("oom_kills");
@@ -205,6 +257,17 @@ std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
                           "User page faults that needed I/O (major faults, as the kernel accounts them).",
                           MetricType::Counter),
                  labels, static_cast<double>(agg.stats.major_faults));
+    if (auto it = memcg_faults.find(labels); it != memcg_faults.end()) {
+      AddCounter(fams.Get(p + "page_faults_total",
+                          "Page faults of the workload's tasks, as their memory cgroup counts them (memory.stat "
+                          "pgfault).",
+                          MetricType::Counter),
+                 labels, static_cast<double>(it->second.faults));
+      AddCounter(fams.Get(p + "major_page_faults_total",
+                          "Page faults that needed I/O, as the workload's memory cgroup counts them (pgmajfault).",
+                          MetricType::Counter),
+                 labels, static_cast<double>(it->second.major));
+    }
     // Every exported workload has both scopes, so that a first kill is an increase from 0.
     if (oom)
       for (uint32_t scope = 0; scope < MEM_OOM_SCOPE_NR; scope++) {
@@ -237,10 +300,17 @@ std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
                  labels, static_cast<double>(agg.stats.brk_shrunk));
     }
   }
+  if (memcg_)
+    AddGauge(fams.Get(p + "workloads_without_memcg",
+                      "Cgroups of exported workloads whose faults could not be read: they have no memory cgroup "
+                      "of their own (their tasks are accounted to an ancestor's), so no fault series.",
+                      MetricType::Gauge),
+             {}, static_cast<double>(without_memcg));
   return fams.Take();
 }
 
-NodeCollector::NodeCollector(const BpfObject& bpf) : bpf_(bpf) {}
+NodeCollector::NodeCollector(const BpfObject& bpf, std::string vmstat_root)
+    : bpf_(bpf), vmstat_root_(std::move(vmstat_root)) {}
 
 std::vector<prometheus::MetricFamily> NodeCollector::Collect() const {
   std::vector<mem_node_stats> per_cpu(PossibleCpus());
@@ -266,6 +336,19 @@ std::vector<prometheus::MetricFamily> NodeCollector::Collect() const {
     AddCounter(fams.Get(p + "major_page_faults_total", "User page faults that needed I/O, node-wide.",
                         MetricType::Counter),
                {}, static_cast<double>(node.major_faults));
+  if (!vmstat_root_.empty()) {
+    std::ifstream in(std::filesystem::path(vmstat_root_) / "proc/vmstat");
+    std::stringstream content;
+    content << in.rdbuf();
+    if (auto counts = ParseFaultCounts(content.str())) {
+      AddCounter(fams.Get(p + "page_faults_total", "Page faults on the node (/proc/vmstat pgfault).",
+                          MetricType::Counter),
+                 {}, static_cast<double>(counts->faults));
+      AddCounter(fams.Get(p + "major_page_faults_total", "Page faults that needed I/O on the node (pgmajfault).",
+                          MetricType::Counter),
+                 {}, static_cast<double>(counts->major));
+    }
+  }
   if (bpf_.FeatureAvailable("oom_kills"))
     for (uint32_t scope = 0; scope < MEM_OOM_SCOPE_NR; scope++)
       AddCounter(fams.Get(p + "oom_kills_total", "OOM kills on the node, by the limit that was hit.",

@@ -19,7 +19,12 @@ const ExporterInfo kInfo{"mem-sli",
 void MemExporter::AddOptions(po::options_description& desc) {
   desc.add_options()
     ("collector.faults", po::value<bool>()->default_value(true)->implicit_value(true),
-     "User page faults per workload (a hook on every page fault).")
+     "Page faults and major faults per workload and node-wide.")
+    ("faults.source", po::value<std::string>()->default_value("memcg"),
+     "Where fault counts come from. memcg: the memory cgroups' own counters (memory.stat pgfault and "
+     "pgmajfault, read at scrape time: no cost per fault; faults the kernel takes on a task's behalf "
+     "included; only workloads with a memory cgroup of their own). hook: a BPF program on every user-mode "
+     "page fault (about 100 ns each; any workload; major faults need fexit).")
     ("collector.vm-growth", po::value<bool>()->default_value(true)->implicit_value(true),
      "Bytes mapped and unmapped (mmap, munmap) and heap growth (brk) per workload.");
   Workloads::AddOptions(desc);
@@ -37,6 +42,7 @@ BpfSpec MemExporter::MakeBpfSpec(const po::variables_map& vm) {
       {"swap_in", "swap-in faults and their latency", false, {}, {}},
       {"faults", "user page faults", false, {}, {}},
       {"major_faults", "user page faults that needed I/O", false, {}, {}},
+      {"memcg_faults", "page faults and major faults from the memory cgroups' counters", false, {}, {}},
       {"vm_growth", "bytes mapped and unmapped, heap growth", false, {}, {}},
   };
   auto three = [](const std::string& base) {
@@ -63,11 +69,21 @@ BpfSpec MemExporter::MakeBpfSpec(const po::variables_map& vm) {
   };
   spec.lost_reasons = {"cgroup_stats_map_full", "stalls_map_full", "oom_kills_map_full", "oom_events_ringbuf_full",
                        "pending_syscalls_no_memory"};
-  if (!vm["collector.faults"].as<bool>())
+  const std::string source = vm["faults.source"].as<std::string>();
+  if (source != "memcg" && source != "hook")
+    throw UsageError("--faults.source must be memcg or hook, not \"" + source + "\"");
+  bool faults = vm["collector.faults"].as<bool>();
+  if (!faults || source != "hook")
     spec.disabled_features.insert(spec.disabled_features.end(), {"faults", "major_faults"});
+  if (!faults || source != "memcg") spec.disabled_features.push_back("memcg_faults");
   if (!vm["collector.vm-growth"].as<bool>()) spec.disabled_features.push_back("vm_growth");
 
   workloads_ = std::make_shared<Workloads>(vm);
+  if (faults && source == "memcg") {
+    const auto& resolver = *workloads_->resolver();
+    memcg_ = std::make_shared<CgroupControllerFiles>("memory", resolver.host_root(), resolver.cgroup_root());
+    if (!memcg_->available()) spec.host_lacks["memcg_faults"] = "no memory cgroup controller";
+  }
   workloads_->ConfigureBpf(spec);
   spec.SetConst<uint64_t>("page_size", static_cast<uint64_t>(sysconf(_SC_PAGESIZE)));
   // The epoch and a line per CPU that may run the fault hook: small enough to be kmalloc'ed (mem_sli.bpf.c).
@@ -82,8 +98,12 @@ BpfSpec MemExporter::MakeBpfSpec(const po::variables_map& vm) {
 std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> MemExporter::MakeCollectors(
     const BpfObject& bpf, const po::variables_map& /*vm*/) {
   std::vector<std::pair<std::string, std::shared_ptr<prometheus::Collectable>>> collectors;
-  collectors.emplace_back("workload", std::make_shared<WorkloadCollector>(bpf, workloads_->MakeSeries()));
-  collectors.emplace_back("node", std::make_shared<NodeCollector>(bpf));
+  auto memcg = bpf.FeatureAvailable("memcg_faults") ? memcg_ : nullptr;
+  collectors.emplace_back("workload", std::make_shared<WorkloadCollector>(bpf, workloads_, memcg));
+  // Node-wide memory cgroup counts are the kernel's /proc/vmstat: every task, so not with a filter.
+  bool node_vmstat = memcg && workloads_->filter().empty();
+  collectors.emplace_back("node", std::make_shared<NodeCollector>(
+                                      bpf, node_vmstat ? workloads_->resolver()->host_root() : std::string()));
   collectors.emplace_back("workloads", workloads_);
   return collectors;
 }

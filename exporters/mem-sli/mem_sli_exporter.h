@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "oom_log.h"
+#include "scry/cgroup.h"
 #include "scry/exporter.h"
 #include "scry/workloads.h"
 
@@ -23,6 +24,7 @@ class MemExporter : public Exporter {
 
  private:
   std::shared_ptr<Workloads> workloads_;
+  std::shared_ptr<const CgroupControllerFiles> memcg_;  // set when faults come from the memory cgroups
   std::unique_ptr<OomLog> oom_log_;
 };
 

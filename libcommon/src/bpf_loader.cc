@@ -228,7 +228,7 @@ void BpfObject::ComputeFeatures() {
       if (h.mode != AttachMode::None) any = true;
       else if (!h.optional) all_required = false;
     }
-    f.available = all_required && (any || !HasHooks(f.spec.name));
+    f.available = all_required && (any || !HasHooks(f.spec.name)) && !spec_.host_lacks.count(f.spec.name);
     for (const auto& [hook, modes] : f.spec.needs_hook_modes) {
       const HookResult* h = Hook(hook);
       if (!h || std::find(modes.begin(), modes.end(), h->mode) == modes.end()) f.available = false;

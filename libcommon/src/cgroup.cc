@@ -9,22 +9,84 @@
 
 namespace scry {
 
-std::string FindCgroup2Mount(const std::string& mountinfo_content) {
-  // Fields: id parent major:minor root mount-point options [optional...] - fstype source super-options
+namespace {
+// The mount point of the first mountinfo line whose filesystem type and super options satisfy `match`.
+// Fields: id parent major:minor root mount-point options [optional...] - fstype source super-options
+template <typename Match>
+std::string FindMount(const std::string& mountinfo_content, Match match) {
   std::istringstream in(mountinfo_content);
   std::string line;
   while (std::getline(in, line)) {
     auto sep = line.find(" - ");
     if (sep == std::string::npos) continue;
     std::istringstream tail(line.substr(sep + 3));
-    std::string fstype;
-    tail >> fstype;
-    if (fstype != "cgroup2") continue;
+    std::string fstype, source, options;
+    tail >> fstype >> source >> options;
+    if (!match(fstype, options)) continue;
     std::istringstream head(line.substr(0, sep));
     std::string id, parent, devno, root, mount_point;
     if (head >> id >> parent >> devno >> root >> mount_point) return mount_point;
   }
   return "";
+}
+}  // namespace
+
+std::string FindCgroup2Mount(const std::string& mountinfo_content) {
+  return FindMount(mountinfo_content, [](const std::string& fstype, const std::string&) { return fstype == "cgroup2"; });
+}
+
+std::string FindCgroup1Mount(const std::string& mountinfo_content, const std::string& controller) {
+  return FindMount(mountinfo_content, [&](const std::string& fstype, const std::string& options) {
+    if (fstype != "cgroup") return false;
+    std::istringstream opts(options);
+    std::string opt;
+    while (std::getline(opts, opt, ','))
+      if (opt == controller) return true;
+    return false;
+  });
+}
+
+std::map<std::string, uint64_t> ParseFlatKeyed(const std::string& content) {
+  std::map<std::string, uint64_t> out;
+  std::istringstream in(content);
+  std::string line, key, rest;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    uint64_t value;
+    if (fields >> key >> value && !(fields >> rest)) out[key] = value;
+  }
+  return out;
+}
+
+namespace {
+std::optional<std::string> ReadWhole(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::stringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+}  // namespace
+
+CgroupControllerFiles::CgroupControllerFiles(std::string controller, const std::string& host_root,
+                                             std::string v2_root)
+    : controller_(std::move(controller)), v2_root_(std::move(v2_root)) {
+  bool on_host = host_root.empty() || host_root == "/";
+  std::string mount =
+      FindCgroup1Mount(ReadWhole(on_host ? "/proc/self/mountinfo" : host_root + "/proc/1/mountinfo").value_or(""),
+                       controller_);
+  if (!mount.empty()) v1_root_ = on_host ? mount : host_root + mount;
+  if (!v2_root_.empty()) {
+    std::istringstream controllers(ReadWhole(v2_root_ + "/cgroup.controllers").value_or(""));
+    std::string name;
+    while (controllers >> name) v2_enabled_ = v2_enabled_ || name == controller_;
+  }
+}
+
+std::optional<std::string> CgroupControllerFiles::Read(const std::string& cgroup_path, const std::string& name) const {
+  if (!available()) return std::nullopt;
+  std::string dir = (v1() ? v1_root_ : v2_root_) + (cgroup_path == "/" ? "" : cgroup_path);
+  return ReadWhole(dir + "/" + name);
 }
 
 CgroupPaths::CgroupPaths(std::string root, std::chrono::seconds rescan_interval, std::chrono::seconds retention,

@@ -201,7 +201,9 @@ std::string CheckReport(const ExporterInfo& info, const BpfObject& bpf) {
       }
       row(f.spec.name, state, h.hook, f.enabled ? AttachModeName(h.mode) : "-", program);
     }
-    if (!any_hook) row(f.spec.name, state, "-", "-", "-");
+    auto lacks = bpf.spec().host_lacks.find(f.spec.name);
+    if (!any_hook)
+      row(f.spec.name, state, "-", "-", f.enabled && lacks != bpf.spec().host_lacks.end() ? "(" + lacks->second + ")" : "-");
   }
   return out.str();
 }

@@ -323,12 +323,33 @@ void Workloads::RefreshFilter() {
   if (filter_.has_cgroup_filters())
     for (const auto& identity : resolver_->AliveCgroups())
       if (filter_.MatchesIdentity(identity)) cgroups.insert(identity.cgroup_id);
+  std::set<uint64_t> observed = cgroups;
+  for (uint32_t tgid : tgids)
+    if (auto r = resolver_->ResolvePid(static_cast<int>(tgid)); r.ok() && r.identity.cgroup_id)
+      observed.insert(r.identity.cgroup_id);
+  {
+    std::lock_guard lock(observed_mutex_);
+    filter_observed_cgroups_ = std::move(observed);
+  }
   size_t missing = SyncKeys(filter_tgids_fd_, tgids, allowed_tgids_) +
                    SyncKeys(filter_cgroups_fd_, cgroups, allowed_cgroups_);
   tgid_entries_ = allowed_tgids_.size();
   cgroup_entries_ = allowed_cgroups_.size();
   if (missing && !filter_missing_) log::Warn("the process filter matches more than its BPF maps hold", {{"missing", std::to_string(missing)}});
   filter_missing_ = missing;
+}
+
+std::set<uint64_t> Workloads::ObservedCgroups() {
+  if (!filter_.empty()) {
+    std::lock_guard lock(observed_mutex_);
+    return filter_observed_cgroups_;
+  }
+  std::set<uint64_t> out;
+  for (const auto& identity : resolver_->AliveCgroups()) {
+    std::ifstream procs(fs::path(resolver_->cgroup_root()) / fs::path(identity.cgroup).relative_path() / "cgroup.procs");
+    if (procs.peek() != std::ifstream::traits_type::eof()) out.insert(identity.cgroup_id);
+  }
+  return out;
 }
 
 std::vector<prometheus::MetricFamily> Workloads::Collect() const {

@@ -685,10 +685,15 @@ class MemWork(Work):
         cgroup_mkdir(self.oom_cg, self.made)
         self.work_label, self.oom_label = "/" + name + "-work", "/" + name + "-oom"
         # The limit: the v1 memory controller on hybrid hosts (identity stays the v2 path), memory.max
-        # on pure v2. No swap either way, so that running out of the limit is an OOM kill.
+        # on pure v2. No swap either way, so that running out of the limit is an OOM kill. The work
+        # cgroup has a memory cgroup of its own too: its faults come from there.
         self.oom_dirs = [self.oom_cg]
+        self.work_dirs = [self.work_cg]
         v1 = v1_memory_root()
         if v1:
+            d = os.path.join(v1, name + "-work")
+            cgroup_mkdir(d, self.made)
+            self.work_dirs.append(d)
             d = os.path.join(v1, name + "-oom")
             cgroup_mkdir(d, self.made)
             open(os.path.join(d, "memory.limit_in_bytes"), "w").write(str(self.LIMIT))
@@ -700,7 +705,7 @@ class MemWork(Work):
             open(os.path.join(self.oom_cg, "memory.max"), "w").write(str(self.LIMIT))
             open(os.path.join(self.oom_cg, "memory.swap.max"), "w").write("0")
         # Started before the exporter: a root process the sandbox must show (proc_reads).
-        self.touch = self.start(["touch", str(self.PAGES)], [self.work_cg])
+        self.touch = self.start(["touch", str(self.PAGES)], self.work_dirs)
 
     def start(self, args, cgroups):
         d = Driven([self.binary, *args], cgroups)
@@ -737,7 +742,7 @@ class MemWork(Work):
 
         # VM growth: exact sizes of the workload's mmap/munmap/brk calls (syscall tracepoints, which
         # attach through tracefs ids and perf_event_open).
-        vm = self.start(["vm", self.binary], [self.work_cg])
+        vm = self.start(["vm", self.binary], self.work_dirs)
         self.wait_filter(port, 2)
         before = scrape(port)
         vm.step()

@@ -3,6 +3,8 @@
  *   touch N       map N pages (untouched), "ready", wait for a line, write one byte per page, "done", wait
  *   vm FILE       "ready", wait, then known mmap/munmap/brk calls, "done", wait
  *   hog MIB       touch MIB MiB in 1 MiB steps, then "survived" (an OOM kill stops it before)
+ *   read FILE     map FILE (its pages dropped from the page cache, no readahead), "ready", wait, read one
+ *                 byte per page (a major fault each), "done", wait
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -90,6 +92,28 @@ int main(int argc, char **argv)
 		say("survived\n");
 		return 0;
 	}
-	fail("usage: touch N | vm FILE | hog MIB\n");
+	if (argc == 3 && !strcmp(argv[1], "read")) {
+		int fd = open(argv[2], O_RDONLY);
+		off_t size = fd < 0 ? 0 : lseek(fd, 0, SEEK_END);
+		volatile char *p;
+		char sum = 0;
+
+		if (size <= 0)
+			fail("open failed\n");
+		p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED)
+			fail("mmap failed\n");
+		madvise((void *)p, size, MADV_RANDOM); /* no readahead: one read per fault */
+		if (posix_fadvise(fd, 0, size, POSIX_FADV_DONTNEED))
+			fail("fadvise failed\n");
+		say("ready\n");
+		wait_line();
+		for (off_t off = 0; off < size; off += page)
+			sum += p[off];
+		say(sum == 0 ? "done\n" : "nonzero\n");
+		wait_line();
+		return 0;
+	}
+	fail("usage: touch N | vm FILE | hog MIB | read FILE\n");
 	return 1;
 }

@@ -41,25 +41,39 @@ def write(path, value):
 
 class Cgroup:
     """A cgroup of the same name in the v2 tree (identity) and, on hybrid hosts, in the v1 memory
-    controller (the limit); on pure v2 the limit is memory.max."""
+    controller (the limit); on pure v2 the limit is memory.max. With memcg=False it has no memory cgroup
+    of its own: on hybrid hosts none in the v1 hierarchy, on pure v2 a leaf under a parent that does not
+    enable the controller for it."""
 
-    def __init__(self, name, limit=None):
+    def __init__(self, name, limit=None, memcg=True):
         self.name = name
-        self.label = "/" + name
         root = cgroup2_root()
-        self.v2 = os.path.join(root, name)
-        self.v1 = os.path.join(V1_MEMORY, name) if v1_memory_mounted() else None
-        os.mkdir(self.v2)
+        self.v1 = os.path.join(V1_MEMORY, name) if v1_memory_mounted() and memcg else None
+        pure_v2 = not v1_memory_mounted()
+        if pure_v2:
+            with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
+                f.write("+memory")
+        self.dirs = [os.path.join(root, name)]
+        os.mkdir(self.dirs[0])
+        if pure_v2 and not memcg:
+            self.dirs.append(os.path.join(self.dirs[0], "leaf"))
+            os.mkdir(self.dirs[1])
+        self.v2 = self.dirs[-1]
+        self.label = self.v2[len(root):]
         if self.v1:
             os.mkdir(self.v1)
         if limit:
             if self.v1:
                 write(os.path.join(self.v1, "memory.limit_in_bytes"), limit)
             else:
-                with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
-                    f.write("+memory")
                 write(os.path.join(self.v2, "memory.max"), limit)
                 write(os.path.join(self.v2, "memory.swap.max"), 0)
+
+    def memory_stat(self):
+        """pgfault and pgmajfault of the cgroup's own memory.stat."""
+        with open(os.path.join(self.v1 or self.v2, "memory.stat")) as f:
+            stat = dict(line.split() for line in f)
+        return int(stat["pgfault"]), int(stat["pgmajfault"])
 
     def join(self):
         """preexec_fn: the child moves itself into both hierarchies before exec."""
@@ -68,7 +82,7 @@ class Cgroup:
                 write(os.path.join(d, "cgroup.procs"), os.getpid())
 
     def remove(self):
-        for d in (self.v1, self.v2):
+        for d in [self.v1] + self.dirs[::-1]:
             for _ in range(50):
                 if not d or not os.path.isdir(d):
                     break
@@ -79,10 +93,10 @@ class Cgroup:
 
 
 def proc_faults(pid):
-    """minflt + majflt of a process, from /proc/<pid>/stat."""
+    """(minflt + majflt, majflt) of a process, from /proc/<pid>/stat."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[7]) + int(fields[9])  # fields 10 and 12 of stat(5)
+    return int(fields[7]) + int(fields[9]), int(fields[9])  # fields 10 and 12 of stat(5)
 
 
 class Workload:
@@ -145,8 +159,8 @@ class MemSli(unittest.TestCase):
             cg.remove()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def cgroup(self, what, limit=None):
-        cg = Cgroup("scry-mem-%s-%d" % (what, os.getpid()), limit)
+    def cgroup(self, what, limit=None, memcg=True):
+        cg = Cgroup("scry-mem-%s-%d" % (what, os.getpid()), limit, memcg)
         self.cgroups.append(cg)
         return cg
 
@@ -200,27 +214,106 @@ class MemSli(unittest.TestCase):
         self.assertLessEqual(int(f["anon_rss_bytes"]), limit)
         self.assertGreater(int(f["pgtables_bytes"]), 0)
 
-    def test_user_faults_at_least_pages_touched_and_agree_with_proc_stat(self):
-        n = 3000
-        cg = self.cgroup("faults")
-        w = Workload(self.work, cg, "touch", str(n))
+    def faults_in_window(self, exporter, cg, *args):
+        """Runs the workload's step in cg between two scrapes: (exporter's delta of all and of major
+        faults, the process's own delta of minflt + majflt and of majflt, the last scrape)."""
+        w = Workload(self.work, cg, *args)
         try:
-            before = labelled(self.exporter, "scry_mem_page_faults_total", cg.label)
-            stat_before = proc_faults(w.proc.pid)
+            before = labelled(exporter, "scry_mem_page_faults_total", cg.label)
+            own_before = proc_faults(w.proc.pid)
             w.step()
             w.expect("done")
-            stat_after = proc_faults(w.proc.pid)
-            after = self.exporter.scrape()
+            own_after = proc_faults(w.proc.pid)
+            after = exporter.scrape()
         finally:
             w.finish()
-        got = after.get("scry_mem_page_faults_total", cgroup=cg.label) - before.get(
-            "scry_mem_page_faults_total", cgroup=cg.label)
-        own = stat_after - stat_before
+
+        def d(name):  # None where the exporter has no such series
+            a, b = after.get(name, cgroup=cg.label), before.get(name, cgroup=cg.label)
+            return None if a is None or b is None else a - b
+        return (d("scry_mem_page_faults_total"), d("scry_mem_major_page_faults_total"),
+                own_after[0] - own_before[0], own_after[1] - own_before[1], after)
+
+    def test_faults_from_the_memory_cgroup_agree_with_proc_stat(self):
+        # The default source: the memory cgroup's own pgfault/pgmajfault, read at scrape time.
+        n = 3000
+        got, got_major, own, own_major, m = self.faults_in_window(self.exporter, self.cgroup("faults"), "touch", str(n))
+        self.assertGreaterEqual(own, n)
+        self.assertGreaterEqual(got, n)
+        # The cgroup counts every call of the fault handler, the process only faults that did not have to
+        # be retried: as many or a few more.
+        self.assertGreaterEqual(got, own)
+        self.assertLessEqual(got, own + own // 10 + 16)
+        self.assertEqual(got_major, own_major)
+        self.assertGreaterEqual(m.get("scry_mem_node_page_faults_total"), got)
+        self.assertEqual(m.get("scry_feature_available", feature="memcg_faults"), 1)
+        self.assertEqual(m.get("scry_bpf_program_attached", hook="page_fault_user", default=0), 0)
+
+    def test_major_faults_from_the_memory_cgroup_agree_with_proc_stat(self):
+        # Each page of a file mapping read with its pages dropped from the page cache and no readahead
+        # is a major fault; major faults are available here without fexit.
+        # In the build tree: a disk file system (in tmpfs a file's pages are never read from a disk).
+        data = os.path.join(os.path.dirname(os.path.abspath(scrylib.BIN_DIR)), "scry-mem-major-%d" % os.getpid())
+        with open(data, "wb") as f:
+            f.write(b"\0" * (8 * MIB))
+            os.fsync(f.fileno())
+        try:
+            got, got_major, own, own_major, m = self.faults_in_window(self.exporter, self.cgroup("major"), "read", data)
+        finally:
+            os.unlink(data)
+        self.assertGreaterEqual(own_major, 8 * MIB // PAGE // 2)  # the setup made I/O faults at all
+        self.assertEqual(got_major, own_major)
+        self.assertGreaterEqual(got, own)
+        self.assertGreaterEqual(m.get("scry_mem_node_major_page_faults_total"), got_major)
+
+    def test_workload_without_its_own_memory_cgroup_has_no_fault_series(self):
+        # Its faults are charged to an ancestor's memory cgroup: exporting those would be wrong.
+        cg = self.cgroup("nomemcg", memcg=False)
+        w = Workload(self.work, cg, "vm", self.work)
+        try:
+            w.step()
+            w.expect("done")
+            m = labelled(self.exporter, "scry_mem_vm_mapped_bytes_total", cg.label, kind="anon")
+        finally:
+            w.finish()
+        self.assertIsNone(m.get("scry_mem_page_faults_total", cgroup=cg.label))
+        self.assertIsNone(m.get("scry_mem_major_page_faults_total", cgroup=cg.label))
+        self.assertGreaterEqual(m.get("scry_mem_workloads_without_memcg"), 1)
+
+    def test_workload_started_before_the_exporter_has_its_memory_cgroups_faults(self):
+        # No hook has seen it (its mmap was before the start): its cgroup holds a process, which is enough.
+        cg = self.cgroup("early")
+        w = Workload(self.work, cg, "touch", "1000")
+        try:
+            with Exporter("mem-sli") as ex:
+                before = labelled(ex, "scry_mem_page_faults_total", cg.label)
+                w.step()
+                w.expect("done")
+                after = ex.scrape()
+                stat = cg.memory_stat()  # the workload waits for a line: no fault since the scrape
+        finally:
+            w.finish()
+        self.assertEqual(after.get("scry_mem_page_faults_total", cgroup=cg.label), stat[0])
+        self.assertEqual(after.get("scry_mem_major_page_faults_total", cgroup=cg.label), stat[1])
+        self.assertGreaterEqual(after.get("scry_mem_page_faults_total", cgroup=cg.label) -
+                                before.get("scry_mem_page_faults_total", cgroup=cg.label), 1000)
+        self.assertEqual(after.get("scry_mem_vm_mapped_bytes_total", cgroup=cg.label, kind="anon"), 0)
+        self.assertEqual(after.get("scry_mem_oom_kills_total", cgroup=cg.label, scope="memcg"), 0)
+
+    def test_user_faults_from_the_hook_at_least_pages_touched_and_agree_with_proc_stat(self):
+        n = 3000
+        with Exporter("mem-sli", "--faults.source=hook", "--bpf.stats") as ex:
+            got, _, own, _, m = self.faults_in_window(ex, self.cgroup("hookfaults"), "touch", str(n))
+            self.assertEqual(m.get("scry_feature_available", feature="faults"), 1)
+            self.assertIsNone(m.get("scry_feature_available", feature="memcg_faults"))  # disabled
+            self.assertEqual(m.get("scry_bpf_program_attached", hook="page_fault_user", mode="tp_btf"), 1)
+            self.assertGreater(m.get("scry_bpf_program_runs_total", hook="page_fault_user"), 0)
+            self.assertIsNotNone(m.get("scry_bpf_program_missed_total", hook="page_fault_user"))
         self.assertGreaterEqual(own, n)
         self.assertGreaterEqual(got, n)
         # Every fault the process accounted in the window was taken in user mode.
         self.assertGreaterEqual(got, own)
-        self.assertGreaterEqual(after.get("scry_mem_node_page_faults_total"), got)
+        self.assertGreaterEqual(m.get("scry_mem_node_page_faults_total"), got)
 
     def test_vm_growth_moves_by_exactly_the_sizes_mapped(self):
         cg = self.cgroup("vm")
@@ -285,6 +378,8 @@ class MemSli(unittest.TestCase):
             self.assertGreaterEqual(m.get("scry_mem_page_faults_total", cgroup=seen.label), 500)
             unseen_series = [(n, ls) for (n, ls) in m.samples if ("cgroup", unseen.label) in ls]
             self.assertEqual(unseen_series, [])
+            # The node's own fault counts cover every task: not exported under a filter.
+            self.assertFalse(m.has("scry_mem_node_page_faults_total"))
             # The main exporter (no filter) saw both.
             both = labelled(self.exporter, "scry_mem_page_faults_total", unseen.label)
             self.assertGreaterEqual(both.get("scry_mem_page_faults_total", cgroup=unseen.label), 500)
@@ -293,17 +388,21 @@ class MemSli(unittest.TestCase):
         r = subprocess.run([self.exporter.binary, "--check"], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         m = self.exporter.scrape()
-        for feature in ("oom_kills", "memcg_reclaim", "direct_reclaim", "compaction", "faults", "vm_growth"):
+        for feature in ("oom_kills", "memcg_reclaim", "direct_reclaim", "compaction", "memcg_faults", "vm_growth"):
             self.assertEqual(m.get("scry_feature_available", feature=feature), 1, feature)
-        self.assertEqual(m.get("scry_bpf_program_attached", hook="page_fault_user", mode="tp_btf"), 1)
-        self.assertGreater(m.get("scry_bpf_program_runs_total", hook="page_fault_user"), 0)
-        self.assertIsNotNone(m.get("scry_bpf_program_missed_total", hook="page_fault_user"))
+        self.assertRegex(r.stdout, r"(?m)^faults +disabled +page_fault_user")
+        self.assertRegex(r.stdout, r"(?m)^memcg_faults +available")
+        self.assertGreater(m.get("scry_bpf_program_runs_total", hook="mmap_enter"), 0)
+        bad = subprocess.run([self.exporter.binary, "--faults.source=kprobe", "--check"], capture_output=True,
+                             text=True, timeout=60)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("--faults.source must be memcg or hook", bad.stderr)
         self.assertEqual(m.get("scry_lost_events_total", reason="oom_events_ringbuf_full"), 0)
 
     def test_fallback_attach_modes_count_alike(self):
         # Classic tracepoints only: the same exact VM growth and at least the faults touched.
         cg = self.cgroup("tpmode")
-        with Exporter("mem-sli", "--bpf.attach-modes=tracepoint") as ex:
+        with Exporter("mem-sli", "--bpf.attach-modes=tracepoint", "--faults.source=hook") as ex:
             m = ex.scrape()
             self.assertEqual(m.get("scry_bpf_program_attached", hook="page_fault_user", mode="tracepoint"), 1)
             self.assertEqual(m.get("scry_bpf_program_attached", hook="mark_victim", mode="tracepoint"), 1)

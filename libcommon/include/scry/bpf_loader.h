@@ -51,6 +51,9 @@ struct BpfSpec {
   std::vector<FeatureSpec> features;
   std::vector<HookSpec> hooks;
   std::vector<std::string> disabled_features;  // switched off by configuration: never loaded
+  // Feature -> what the host lacks that the feature needs and that is not a hook (e.g. a cgroup
+  // controller): such a feature is unavailable.
+  std::map<std::string, std::string> host_lacks;
   std::vector<std::string> lost_reasons;       // index -> name of the object's lost_events map
   std::string btf_path;                        // empty: the kernel's own BTF
   std::vector<AttachMode> allowed_modes;       // empty: all; else candidates of other modes are skipped

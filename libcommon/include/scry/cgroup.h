@@ -15,6 +15,35 @@ namespace scry {
 // on hybrid hosts. Empty if there is none.
 std::string FindCgroup2Mount(const std::string& mountinfo_content);
 
+// The mount point of the cgroup v1 hierarchy that has `controller` (e.g. "memory": "/sys/fs/cgroup/memory"
+// on hybrid and v1 hosts) from mountinfo content. Empty if there is none (pure cgroup v2).
+std::string FindCgroup1Mount(const std::string& mountinfo_content, const std::string& controller);
+
+// "key value" lines, as in memory.stat and cpu.stat: key -> value. Lines of another shape are skipped.
+std::map<std::string, uint64_t> ParseFlatKeyed(const std::string& content);
+
+// Where a cgroup's files of one controller are, on any layout: in the controller's v1 hierarchy at the
+// same path as in the v2 tree (hybrid and v1 hosts, e.g. <mount>/memory/system.slice/foo.service), else
+// in the v2 tree itself. A cgroup has the files only if it has a cgroup of its own in that hierarchy (v1)
+// or the controller is enabled for it (v2); its tasks are otherwise accounted to an ancestor.
+class CgroupControllerFiles {
+ public:
+  // host_root: the node's root as seen from here ("/" on the host); v2_root: the cgroup v2 mount there
+  // ("" if none).
+  CgroupControllerFiles(std::string controller, const std::string& host_root, std::string v2_root);
+  // Whether the controller is mounted at all (a v1 hierarchy, or listed in the v2 root's controllers).
+  bool available() const { return !v1_root_.empty() || v2_enabled_; }
+  bool v1() const { return !v1_root_.empty(); }
+  // The content of the cgroup's file `name` (e.g. "memory.stat"); nullopt if it has none.
+  std::optional<std::string> Read(const std::string& cgroup_path, const std::string& name) const;
+
+ private:
+  std::string controller_;
+  std::string v1_root_;  // the controller's v1 mount as seen from here, or ""
+  std::string v2_root_;
+  bool v2_enabled_ = false;
+};
+
 // Where "now" comes from; empty means std::chrono::steady_clock::now. Tests pass a fake clock to step
 // through retention times without sleeping.
 using SteadyClock = std::function<std::chrono::steady_clock::time_point()>;

@@ -106,6 +106,11 @@ class Workloads : public prometheus::Collectable {
   // Stops the refresh thread (before the BPF object goes away).
   void Stop();
 
+  // The cgroups that directly hold observed processes, for metrics read from cgroup files rather than
+  // from BPF events: without a filter, every live cgroup with a process of its own; with one, the cgroups
+  // it allows and those of the processes it matches (as of its last refresh).
+  std::set<uint64_t> ObservedCgroups();
+
   WorkloadSeries MakeSeries() const { return WorkloadSeries(resolver_, max_series_); }
   const std::shared_ptr<IdentityResolver>& resolver() const { return resolver_; }
   const ProcessFilter& filter() const { return filter_; }
@@ -122,6 +127,8 @@ class Workloads : public prometheus::Collectable {
   uint32_t filter_capacity_ = 0;
   std::set<uint64_t> allowed_cgroups_;
   std::set<uint32_t> allowed_tgids_;
+  std::mutex observed_mutex_;
+  std::set<uint64_t> filter_observed_cgroups_;
   std::atomic<uint64_t> cgroup_entries_{0}, tgid_entries_{0}, filter_missing_{0};
   std::thread thread_;
   std::mutex mutex_;
