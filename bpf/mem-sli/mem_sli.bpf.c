@@ -12,6 +12,9 @@
 #include "scry_lost.bpf.h"
 #include "scry_maps.bpf.h"
 
+#define SCRY_SLOTS MEM_SLOTS
+#include "scry_slots.bpf.h"
+
 char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before load. */
@@ -30,31 +33,6 @@ struct {
 	__type(key, __u32); /* slot */
 	__type(value, struct mem_cgroup_stats);
 } cgroup_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MEM_SLOTS);
-	__type(key, __u64); /* cgroup v2 id */
-	__type(value, __u32); /* slot */
-} cgroup_slots SEC(".maps");
-
-/* Slots user space took back from dead cgroups (their counters zeroed); used before fresh ones. */
-struct {
-	__uint(type, BPF_MAP_TYPE_QUEUE);
-	__uint(max_entries, MEM_SLOTS);
-	__type(value, __u32);
-} free_slots SEC(".maps");
-
-/* Who holds a slot: a slot is taken by inserting it here (BPF_NOEXIST is atomic; no atomic
- * fetch-and-add before BPF ISA v3). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MEM_SLOTS);
-	__type(key, __u32); /* slot */
-	__type(value, __u64); /* cgroup v2 id */
-} slot_owners SEC(".maps");
-
-__u32 next_slot = 0; /* slots never used yet: from about next_slot to MEM_SLOTS-1 */
 
 /* struct mem_cpu: the slot epoch, then a line per CPU. A plain array that user space sizes to the
  * possible CPUs: small, it is kmalloc'ed into the kernel's direct map, which costs the fault hook less
@@ -146,37 +124,6 @@ static __always_inline bool observed_current(__u64 *cgroup_id)
 	return scry_observed(*cgroup_id, bpf_get_current_pid_tgid() >> 32);
 }
 
-/* The slot of a cgroup, given one if it has none; MEM_NO_SLOT when all are taken. */
-static __noinline __u32 slot_of(__u64 cgroup_id)
-{
-	__u32 *found = bpf_map_lookup_elem(&cgroup_slots, &cgroup_id);
-	__u32 slot;
-
-	if (found)
-		return *found;
-	if (bpf_map_pop_elem(&free_slots, &slot) ||
-	    bpf_map_update_elem(&slot_owners, &slot, &cgroup_id, BPF_NOEXIST)) {
-		/* A fresh one; other CPUs may race for the same: the one whose insert succeeds has it. */
-		int i;
-
-		slot = next_slot;
-		for (i = 0; i < 8 && slot < MEM_SLOTS; i++, slot++)
-			if (!bpf_map_update_elem(&slot_owners, &slot, &cgroup_id, BPF_NOEXIST))
-				break;
-		if (i == 8 || slot >= MEM_SLOTS)
-			return MEM_NO_SLOT;
-		next_slot = slot + 1;
-	}
-	if (bpf_map_update_elem(&cgroup_slots, &cgroup_id, &slot, BPF_NOEXIST)) {
-		/* Another CPU gave it one first: hand ours back. */
-		bpf_map_delete_elem(&slot_owners, &slot);
-		bpf_map_push_elem(&free_slots, &slot, 0);
-		found = bpf_map_lookup_elem(&cgroup_slots, &cgroup_id);
-		return found ? *found : MEM_NO_SLOT;
-	}
-	return slot;
-}
-
 static __always_inline struct mem_cgroup_stats *slot_stats(__u32 slot)
 {
 	return slot < MEM_SLOTS ? bpf_map_lookup_elem(&cgroup_stats, &slot) : NULL;
@@ -197,7 +144,7 @@ static __always_inline void move_pending(struct mem_cpu *c, __u64 epoch)
 	if (c->epoch != epoch) {
 		owner = bpf_map_lookup_elem(&slot_owners, &slot);
 		if (!owner || *owner != c->cgroup_id)
-			slot = MEM_NO_SLOT; /* the cgroup is gone, and its series with it */
+			slot = SCRY_NO_SLOT; /* the cgroup is gone, and its series with it */
 	}
 	s = slot_stats(slot);
 	c->moves++; /* odd: user space reads again */
@@ -220,8 +167,8 @@ static __noinline void rekey(struct mem_cpu *c, __u64 cgroup_id, __u64 epoch)
 		cgroup_id = bpf_get_current_cgroup_id();
 	if (cgroup_id != c->cgroup_id || epoch != c->epoch) {
 		move_pending(c, epoch);
-		c->slot = slot_of(cgroup_id);
-		c->cgroup_id = c->slot == MEM_NO_SLOT ? 0 : cgroup_id; /* none: tried again at the next rekey */
+		c->slot = scry_slot_of(cgroup_id);
+		c->cgroup_id = c->slot == SCRY_NO_SLOT ? 0 : cgroup_id; /* none: tried again at the next rekey */
 		c->epoch = epoch;
 	}
 	c->task = (__u64)t;
@@ -267,7 +214,7 @@ static __always_inline struct mem_cgroup_stats *current_stats(__u64 cgroup_id, b
 
 	if (!c)
 		return NULL;
-	if (c->slot == MEM_NO_SLOT) {
+	if (c->slot == SCRY_NO_SLOT) {
 		scry_count_lost(&lost_events, MEM_LOST_CGROUP_STATS_FULL);
 		return NULL;
 	}
@@ -401,7 +348,7 @@ static __always_inline void on_user_fault(bool btf)
 	if (!c)
 		return;
 	c->faults++;
-	if (c->slot != MEM_NO_SLOT)
+	if (c->slot != SCRY_NO_SLOT)
 		c->pending++;
 	else
 		scry_count_lost(&lost_events, MEM_LOST_CGROUP_STATS_FULL);

@@ -31,7 +31,6 @@ enum mem_map_kind {
 /* Workload slots: the per-CPU cgroup_stats array has one element per slot, cgroup_slots maps a cgroup
  * id to its slot. User space frees the slot of a dead cgroup (zeroes it, pushes it to free_slots). */
 #define MEM_SLOTS 4096
-#define MEM_NO_SLOT 0xffffffffu
 
 /* Per cgroup, in a per-CPU array element: plain increments, summed by user space. */
 struct mem_cgroup_stats {
@@ -60,7 +59,7 @@ struct mem_cpu {
 	__u64 task;      /* the task (its address), */
 	__u64 css_set;   /* its css_set then, */
 	__u32 tid;       /* and its thread id (a new task may take the address of an exited one) */
-	__u32 slot;      /* the slot of its cgroup; MEM_NO_SLOT: none */
+	__u32 slot;      /* the slot of its cgroup; SCRY_NO_SLOT: none */
 	__u64 cgroup_id; /* that cgroup */
 	__u64 epoch;     /* the slot epoch when the slot was looked up (element 0: the epoch) */
 	__u64 faults;    /* all user page faults counted on this CPU */

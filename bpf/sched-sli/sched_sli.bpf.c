@@ -19,6 +19,9 @@
 #include "scry_lost.bpf.h"
 #include "scry_maps.bpf.h"
 
+#define SCRY_SLOTS SCHED_SLOTS
+#include "scry_slots.bpf.h"
+
 char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before load. */
@@ -39,17 +42,24 @@ struct {
 	__type(value, struct sched_task);
 } tasks SEC(".maps");
 
+/* Per workload, per CPU (no atomics, no cache line shared between CPUs), indexed by the slot each task
+ * keeps of its cgroup: no hash lookup on the hot path. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 8192);
-	__type(key, __u64); /* cgroup v2 id */
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SCHED_SLOTS);
+	__type(key, __u32); /* slot */
 	__type(value, struct sched_cgroup_stats);
 } cgroup_stats SEC(".maps");
 
-SCRY_DEFINE_LOST_MAP(SCHED_LOST_NR);
+/* Moved by user space when it takes slots back: the tasks' slots are looked up again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} slot_epoch SEC(".maps");
 
-static const struct sched_cgroup_stats zero_stats;
+SCRY_DEFINE_LOST_MAP(SCHED_LOST_NR);
 
 /* task_struct.state was renamed __state in 5.14. */
 struct task_struct___old {
@@ -77,20 +87,28 @@ static __always_inline __u64 clock_now(struct task_struct *t)
 	return bpf_ktime_get_ns();
 }
 
-static __always_inline struct sched_cgroup_stats *stats_of(__u64 cgroup_id)
+/* The statistics of the task's cgroup (s->cgroup_id), by the slot it keeps; NULL when all slots are
+ * taken. */
+static __always_inline struct sched_cgroup_stats *stats_of(struct sched_task *s)
 {
-	long err = 0;
-	struct sched_cgroup_stats *s = scry_lookup_or_insert(&cgroup_stats, &cgroup_id, &zero_stats, &err);
+	__u32 zero = 0, *epoch = bpf_map_lookup_elem(&slot_epoch, &zero);
+	__u32 valid = (epoch ? *epoch : 0) + 1;
 
-	if (!s) /* full, or no memory ready for an entry (the map is not preallocated) */
-		scry_count_lost(&lost_events, err == -SCRY_E2BIG ? SCHED_LOST_CGROUP_MAP_FULL : SCHED_LOST_NO_MEMORY);
-	return s;
+	if (s->slot_epoch != valid) {
+		s->slot = scry_slot_of(s->cgroup_id);
+		if (s->slot == SCRY_NO_SLOT) {
+			scry_count_lost(&lost_events, SCHED_LOST_CGROUP_MAP_FULL);
+			return NULL;
+		}
+		s->slot_epoch = valid;
+	}
+	return bpf_map_lookup_elem(&cgroup_stats, &s->slot);
 }
 
 /* A task waited `wait` ns for a CPU until now, after being off CPU for its last reason. */
 static __always_inline void account(struct sched_task *s, __u64 now, __u64 wait)
 {
-	struct sched_cgroup_stats *st = stats_of(s->cgroup_id);
+	struct sched_cgroup_stats *st = stats_of(s);
 	__u32 reason = s->off_reason;
 
 	if (!st)
@@ -172,16 +190,20 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt, _
 		 * program for that switch. */
 		scry_count_lost(&lost_events, SCHED_LOST_NOT_DELIVERED);
 	}
-	if (moved)
+	if (moved) {
 		s->css_set = css_set;
+		if (s->cgroup_id != cgroup_id) {
+			s->cgroup_id = cgroup_id;
+			s->slot_epoch = 0;
+		}
+	}
 	if (long_run_ns && s->on_since && now - s->on_since >= long_run_ns) {
-		struct sched_cgroup_stats *st = stats_of(cgroup_id);
+		struct sched_cgroup_stats *st = stats_of(s);
 		if (st) {
 			st->long_runs++;
 			st->long_run_ns += now - s->on_since;
 		}
 	}
-	s->cgroup_id = cgroup_id;
 	s->on_since = 0;
 	if (use_sched_info)
 		s->run_delay_out = prev->sched_info.run_delay;

@@ -22,8 +22,14 @@ struct sched_task {
 	__u64 on_since;       /* ns when it last got the CPU; 0 when not known */
 	__u64 run_delay_out;  /* the kernel's sched_info.run_delay when it left the CPU (sched_info only) */
 	__u32 off_reason;     /* enum sched_off_reason of the last switch out */
+	__u32 slot;           /* the slot of cgroup_id's statistics, valid while slot_epoch is the maps' epoch + 1 */
+	__u32 slot_epoch;     /* 0: no slot looked up for cgroup_id yet */
 	__u32 pad;
 };
+
+/* Workload statistics slots (scry_slots.bpf.h): cgroups with statistics at the same time; user space
+ * sizes them (--bpf.cgroup-slots). */
+#define SCHED_SLOTS 512
 
 /* Per cgroup v2 id, per CPU (no atomics, no cache line shared between CPUs). */
 struct sched_cgroup_stats {
@@ -47,10 +53,9 @@ struct sched_blocked_task {
 };
 
 enum sched_lost_reason {
-	SCHED_LOST_CGROUP_MAP_FULL = 0,
+	SCHED_LOST_CGROUP_MAP_FULL = 0,   /* every statistics slot taken: a new cgroup gets none */
 	SCHED_LOST_TASK_STORAGE = 1,      /* the kernel refused a task's record: busy CPU, or no memory */
-	SCHED_LOST_NO_MEMORY = 2,         /* no memory for a new cgroup_stats entry at that moment */
-	SCHED_LOST_NOT_DELIVERED = 3,     /* a switch or wakeup of a known task that never reached the programs */
+	SCHED_LOST_NOT_DELIVERED = 2,     /* a switch or wakeup of a known task that never reached the programs */
 	SCHED_LOST_NR,
 };
 

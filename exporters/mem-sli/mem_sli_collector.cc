@@ -12,6 +12,7 @@
 
 #include "mem_sli_decode.h"
 #include "scry/bpf_maps.h"
+#include "scry/cgroup_slots.h"
 #include "scry/histogram.h"
 #include "scry/metrics.h"
 
@@ -20,11 +21,6 @@ namespace scry::mem {
 using prometheus::MetricType;
 
 namespace {
-
-size_t PossibleCpus() {
-  int n = libbpf_num_possible_cpus();
-  return n > 0 ? static_cast<size_t>(n) : 1;
-}
 
 // The CPUs' lines of the `cpus` array (struct mem_cpu; element 0, the epoch, left out), in one batch
 // read where the kernel has it.
@@ -198,26 +194,15 @@ std::vector<prometheus::MetricFamily> WorkloadCollector::Collect() const {
         workloads[verdict.labels];
       }
   series_.End();
-  // A dead cgroup's slot: unmapped, zeroed, then free for the next new cgroup (no task is left in it
-  // to count into it meanwhile).
-  if (!gone_slots.empty()) {
-    std::vector<mem_cgroup_stats> zero(PossibleCpus());
-    std::vector<uint32_t> freed;
-    for (const auto& [cgroup_id, slot] : gone_slots)
-      if (bpf_map_delete_elem(slots_fd, &cgroup_id) == 0) freed.push_back(slot);
+  ReleaseSlots<mem_cgroup_stats>(bpf_, gone_slots, "cgroup_stats", [&] {
     // CPUs that hold a freed slot look it up again (the epoch, element 0 of `cpus`, moved).
-    int cpus_fd = bpf_.MapFd("cpus"), free_fd = bpf_.MapFd("free_slots");
+    int cpus_fd = bpf_.MapFd("cpus");
     uint32_t epoch_key = 0;
     mem_cpu epoch{};
     bpf_map_lookup_elem(cpus_fd, &epoch_key, &epoch);
     epoch.epoch++;
     bpf_map_update_elem(cpus_fd, &epoch_key, &epoch, BPF_ANY);
-    for (uint32_t slot : freed) {
-      bpf_map_update_elem(stats_fd, &slot, zero.data(), BPF_ANY);
-      bpf_map_delete_elem(bpf_.MapFd("slot_owners"), &slot);
-      bpf_map_update_elem(free_fd, nullptr, &slot, BPF_ANY);
-    }
-  }
+  });
   for (const auto& k : gone_stalls) bpf_map_delete_elem(stalls_fd, &k);
   for (const auto& k : gone_oom) bpf_map_delete_elem(oom_fd, &k);
 

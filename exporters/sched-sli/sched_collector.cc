@@ -9,6 +9,7 @@
 #include <set>
 
 #include "scry/bpf_maps.h"
+#include "scry/cgroup_slots.h"
 #include "scry/histogram.h"
 #include "scry/log.h"
 #include "scry/metrics.h"
@@ -121,25 +122,33 @@ SchedCollector::SchedCollector(const BpfObject& bpf, WorkloadSeries series, bool
 
 std::vector<prometheus::MetricFamily> SchedCollector::Collect() const {
   std::lock_guard lock(mutex_);
-  int fd = bpf_.MapFd("cgroup_stats");
+  int stats_fd = bpf_.MapFd("cgroup_stats");
   sched_cgroup_stats node = retired_;
   std::map<Labels, sched_cgroup_stats> workloads;
-  std::vector<uint64_t> expired;
+  std::vector<std::pair<uint64_t, uint32_t>> expired;
+  std::vector<sched_cgroup_stats> cpus(PossibleCpus());
   series_.Begin();
-  ForEachPerCpuEntry<uint64_t, sched_cgroup_stats>(fd, [&](uint64_t id, const std::vector<sched_cgroup_stats>& cpus) {
+  ForEachEntry<uint64_t, uint32_t>(bpf_.MapFd("cgroup_slots"), [&](uint64_t id, uint32_t slot) {
+    if (bpf_map_lookup_elem(stats_fd, &slot, cpus.data()) != 0) return;
     sched_cgroup_stats s{};
     for (const auto& c : cpus) Merge(s, c);
     Merge(node, s);
     auto verdict = series_.Label(id);
     if (verdict.action == WorkloadSeries::Action::kDelete) {
-      expired.push_back(id);
+      expired.emplace_back(id, slot);
       Merge(retired_, s);
     }
     if (per_workload_ && verdict.action == WorkloadSeries::Action::kExport)
       Merge(workloads.try_emplace(std::move(verdict.labels)).first->second, s);
   });
   series_.End();
-  for (uint64_t id : expired) bpf_map_delete_elem(fd, &id);
+  ReleaseSlots<sched_cgroup_stats>(bpf_, expired, "cgroup_stats", [&] {
+    uint32_t zero = 0, epoch = 0;
+    int fd = bpf_.MapFd("slot_epoch");
+    bpf_map_lookup_elem(fd, &zero, &epoch);
+    epoch++;
+    bpf_map_update_elem(fd, &zero, &epoch, BPF_ANY);
+  });
 
   std::vector<prometheus::MetricFamily> out;
   if (per_workload_) {

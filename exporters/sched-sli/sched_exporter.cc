@@ -4,11 +4,16 @@
 
 #include "sched_collector.h"
 #include "sched_sli.skel.h"
+#include "scry/cgroup_slots.h"
 #include "scry/errors.h"
 
 namespace po = boost::program_options;
 
 namespace scry::sched {
+
+namespace {
+constexpr uint32_t kMaxSlots = 65536;  // 77 MiB per CPU: more than any host would give
+}  // namespace
 
 const ExporterInfo kInfo{"sched-sli",
                          "CPU scheduling SLIs per container and node: run-queue latency, off-CPU time by reason, "
@@ -27,7 +32,11 @@ void SchedExporter::AddOptions(po::options_description& desc) {
      "How long a task must be in uninterruptible sleep to count as hung.")
     ("collector.sched-info", po::value<bool>()->default_value(true)->implicit_value(true),
      "Read run-queue waits from the kernel's own accounting (CONFIG_SCHED_INFO, as in /proc/<pid>/schedstat) "
-     "where the kernel has it: no wakeup hooks, cheaper. false: time them with wakeup hooks.");
+     "where the kernel has it: no wakeup hooks, cheaper. false: time them with wakeup hooks.")
+    ("bpf.cgroup-slots", po::value<uint32_t>()->default_value(SCHED_SLOTS),
+     "Cgroups the BPF statistics hold at once (live ones, and dead ones until their retention ends). Each "
+     "takes 1,176 bytes per CPU, allocated at start; a cgroup beyond them is counted in "
+     "scry_lost_events_total{reason=\"cgroup_map_full\"} and not measured.");
   Workloads::AddOptions(desc);
 }
 
@@ -35,6 +44,9 @@ BpfSpec SchedExporter::MakeBpfSpec(const po::variables_map& vm) {
   auto long_run = ParseDuration("collector.long-run.threshold", vm["collector.long-run.threshold"].as<std::string>());
   auto hung = ParseDuration("collector.hung-task.threshold", vm["collector.hung-task.threshold"].as<std::string>());
   if (hung.count() == 0) throw UsageError("--collector.hung-task.threshold must be more than 0");
+  uint32_t slots = vm["bpf.cgroup-slots"].as<uint32_t>();
+  if (slots == 0 || slots > kMaxSlots)
+    throw UsageError("--bpf.cgroup-slots must be between 1 and " + std::to_string(kMaxSlots));
   workloads_ = std::make_shared<Workloads>(vm);
 
   BpfSpec spec;
@@ -63,7 +75,8 @@ BpfSpec SchedExporter::MakeBpfSpec(const po::variables_map& vm) {
   };
   if (sched_info) spec.disabled_features.push_back("wakeups");
   spec.SetConst<bool>("use_sched_info", sched_info);
-  spec.lost_reasons = {"cgroup_map_full", "task_storage", "no_memory", "not_delivered"};
+  spec.lost_reasons = {"cgroup_map_full", "task_storage", "not_delivered"};
+  SizeSlots(spec, "cgroup_stats", slots);
   if (long_run.count() == 0) spec.disabled_features.push_back("long_runs");
   if (!vm["collector.hung-task"].as<bool>()) spec.disabled_features.push_back("hung_tasks");
   spec.SetConst<uint64_t>("long_run_ns", static_cast<uint64_t>(long_run.count()));

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "scry/errors.h"
+#include "scry/exporter.h"
 #include "scry/kubelet_api.h"
 #include "scry/log.h"
 
@@ -201,6 +202,9 @@ void Workloads::AddOptions(po::options_description& desc, size_t default_max) {
     ("workload.max", po::value<size_t>()->default_value(default_max),
      "Most workloads (containers, or cgroups of host services) exported one by one; the rest are summed "
      "into one series with cgroup=\"other\".")
+    ("workload.retention", po::value<std::string>()->default_value("5m"),
+     "How long a removed cgroup keeps its series (so that scrapes after its end still read its last "
+     "numbers); then they go, with its BPF entries. Make it at least two scrape intervals.")
     ("filter.pid", po::value<std::string>()->default_value(""),
      "Observe only these processes (comma-separated process ids). Filters add up: a task is observed "
      "when any filter matches it; with none, all tasks are.")
@@ -256,6 +260,8 @@ Workloads::Workloads(const po::variables_map& vm)
   options.host_root = vm["path.rootfs"].as<std::string>();
   options.cgroup_root = vm["cgroup.root"].as<std::string>();
   options.kubelet_api = KubeletApiFromFlags(vm);
+  options.retention = std::chrono::duration_cast<std::chrono::seconds>(
+      ParseDuration("workload.retention", vm["workload.retention"].as<std::string>()));
   if (!fs::is_directory(options.host_root)) throw UsageError("--path.rootfs: " + options.host_root + " is not a directory");
   resolver_ = std::make_shared<IdentityResolver>(options);
   if (resolver_->cgroup_root().empty())

@@ -12,6 +12,12 @@
 
 namespace scry {
 
+// How many CPUs per-CPU maps hold a value for (at least 1).
+inline size_t PossibleCpus() {
+  int n = libbpf_num_possible_cpus();
+  return n > 0 ? static_cast<size_t>(n) : 1;
+}
+
 // Calls fn(key, value) for every entry of a hash map. Entries added or removed meanwhile may be missed.
 template <typename K, typename V, typename F>
 void ForEachEntry(int map_fd, F&& fn) {
@@ -28,8 +34,7 @@ void ForEachEntry(int map_fd, F&& fn) {
 // Calls fn(key, values) for every entry of a per-CPU hash map; values holds one V per possible CPU.
 template <typename K, typename V, typename F>
 void ForEachPerCpuEntry(int map_fd, F&& fn) {
-  int ncpus = libbpf_num_possible_cpus();
-  std::vector<V> values(ncpus > 0 ? ncpus : 1);
+  std::vector<V> values(PossibleCpus());
   K key{}, next{};
   const K* prev = nullptr;
   while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
