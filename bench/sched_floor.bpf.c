@@ -28,6 +28,13 @@ struct {
 	__type(value, struct scry_hist);
 } fl_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct scry_hist);
+} fl_slots SEC(".maps");
+
 static const struct scry_hist zero_hist;
 
 /* The floor: BPF stats' own clock reads and the call. */
@@ -76,5 +83,17 @@ int BPF_PROG(floor_hist_per_cpu, bool preempt, struct task_struct *prev, struct 
 	}
 	if (h)
 		scry_hist_add_latency_local(h, key * 1000);
+	return 0;
+}
+
+/* The same update in a per-CPU array indexed by a slot (what scry-sched-sli does). */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(floor_hist_slot, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 slot = prev->tgid & 63;
+	struct scry_hist *h = bpf_map_lookup_elem(&fl_slots, &slot);
+
+	if (h)
+		scry_hist_add_latency_local(h, slot * 1000);
 	return 0;
 }
