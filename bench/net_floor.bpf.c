@@ -10,7 +10,6 @@ char LICENSE[] SEC("license") = "GPL";
 	SEC("tp_btf/" tp) int name(void *ctx) { return 0; }
 
 EMPTY(empty_set_state, "inet_sock_set_state")
-EMPTY(empty_destroy, "tcp_destroy_sock")
 EMPTY(empty_retransmit, "tcp_retransmit_skb")
 EMPTY(empty_retransmit_synack, "tcp_retransmit_synack")
 EMPTY(empty_send_reset, "tcp_send_reset")

@@ -30,7 +30,7 @@ const volatile bool rtt_enabled = true;
 const volatile bool windows_enabled = true;      /* window histograms with each RTT sample */
 const volatile bool kfree_skb_has_rx_sk = false; /* kfree_skb passes the receiving socket (6.12+) */
 
-/* Tracked sockets, by address until tcp_destroy_sock (attached whenever inet_sock_set_state is).
+/* Tracked sockets, by address, until they reach TCP_CLOSE (every socket does, before it is destroyed).
  * A plain preallocated hash: its updates and deletes take per-CPU free lists, an LRU hash's take one
  * lock for all CPUs. (Socket local storage was measured slower still: its allocation at each connect
  * costs more; see bench/README.md.) */
@@ -69,6 +69,25 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32); /* tcp_probe events to skip before the next RTT sample */
 } rtt_skip SEC(".maps");
+
+/* The last tracked sockets that reached TCP_CLOSE on this CPU: a close that aborts the connection
+ * (SO_LINGER 0, unread data, too many orphans) sends its reset right after, in the same call; on the
+ * loopback the peer handles that reset, and closes, before the sender's tracepoint fires. */
+#define NET_CLOSED_RING 4
+
+struct net_closed {
+	__u64 sk[NET_CLOSED_RING];
+	struct net_conn_key key[NET_CLOSED_RING];
+	__u32 next;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct net_closed);
+} last_closed SEC(".maps");
 
 SCRY_DEFINE_LOST_MAP(NET_LOST_NR);
 
@@ -294,20 +313,27 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 		return;
 	}
 	if (new == TCP_CLOSE) {
+		__u64 skp = (__u64)sk;
+		__u32 zero = 0;
+		struct net_closed *closed = bpf_map_lookup_elem(&last_closed, &zero);
+
 		st = conn_stats(&s->key);
-		if (!st)
-			return;
-		if (s->established) {
-			s->established = 0;
+		if (st && s->established) {
 			__sync_fetch_and_add(&st->closed, 1);
 			add_transfer(st, sk, old, s->key.direction == NET_DIR_CLIENT, btf);
-		} else if (old == TCP_SYN_SENT || old == TCP_SYN_RECV) {
+		} else if (st && (old == TCP_SYN_SENT || old == TCP_SYN_RECV)) {
 			__u32 reason = fail_reason(sk, btf);
 
 			if (reason < NET_FAIL_NR)
 				__sync_fetch_and_add(&st->failed[reason], 1);
 		}
-		/* the entry stays until tcp_destroy_sock: a reset may still be sent (SO_LINGER 0) */
+		if (closed) {
+			__u32 i = closed->next++ % NET_CLOSED_RING;
+
+			closed->sk[i] = skp;
+			closed->key[i] = s->key;
+		}
+		bpf_map_delete_elem(&socks, &skp);
 	}
 }
 
@@ -371,7 +397,19 @@ static __always_inline void on_retransmit_synack(struct sock *listener, bool btf
 static __always_inline void on_reset(struct sock *sk, bool sent, bool btf)
 {
 	struct net_conn_stats *st = tracked_stats(sk, btf);
+	__u32 zero = 0;
 
+	if (!st && sent && sk) {
+		/* sent by the close that just ended the socket's tracking (preempted in between: not counted) */
+		struct net_closed *closed = bpf_map_lookup_elem(&last_closed, &zero);
+		int i;
+
+		for (i = 0; closed && i < NET_CLOSED_RING; i++)
+			if (closed->sk[i] == (__u64)sk) {
+				st = conn_stats(&closed->key[i]);
+				break;
+			}
+	}
 	if (!st)
 		return;
 	if (sent)
@@ -415,13 +453,6 @@ static __always_inline void on_probe(struct sock *sk, bool btf)
 		scry_hist_add_window(&st->snd_wnd, RD(btf, tp, snd_wnd));
 		scry_hist_add_window(&st->rcv_wnd, RD(btf, tp, rcv_wnd));
 	}
-}
-
-static __always_inline void on_destroy(struct sock *sk)
-{
-	__u64 skp = (__u64)sk;
-
-	bpf_map_delete_elem(&socks, &skp);
 }
 
 static __always_inline void on_drop(struct sk_buff *skb, __u32 reason, struct sock *sk, bool btf)
@@ -473,27 +504,6 @@ SEC("tracepoint/sock/inet_sock_set_state")
 int set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 {
 	on_set_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, false);
-	return 0;
-}
-
-SEC("tp_btf/tcp_destroy_sock")
-int destroy_btf(__u64 *ctx)
-{
-	on_destroy((struct sock *)ctx[0]);
-	return 0;
-}
-
-SEC("raw_tp/tcp_destroy_sock")
-int destroy_raw(__u64 *ctx)
-{
-	on_destroy((struct sock *)ctx[0]);
-	return 0;
-}
-
-SEC("tracepoint/tcp/tcp_destroy_sock")
-int destroy_tp(struct trace_event_raw_tcp_event_sk *ctx)
-{
-	on_destroy((struct sock *)ctx->skaddr);
 	return 0;
 }
 

@@ -57,7 +57,6 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
   };
   spec.hooks = {
       {"set_state", "connections", {"set_state_btf", "set_state_raw", "set_state_tp"}},
-      {"destroy_sock", "connections", {"destroy_btf", "destroy_raw", "destroy_tp"}},
       {"retransmit", "retransmits", {"retransmit_btf", "retransmit_raw"}},
       {"retransmit_synack", "retransmits", {"retransmit_synack_btf", "retransmit_synack_raw"}},
       {"send_reset", "resets", {"send_reset_btf", "send_reset_raw"}},

@@ -380,11 +380,11 @@ EXPORTERS = [
         },
         passes=[
             Pass("raw_tp", ["--bpf.attach-modes=raw_tp"],
-                 modes={"set_state": "raw_tp", "destroy_sock": "raw_tp", "probe": "raw_tp", "retransmit": "raw_tp",
+                 modes={"set_state": "raw_tp", "probe": "raw_tp", "retransmit": "raw_tp",
                         "retransmit_synack": "raw_tp", "kfree_skb": "raw_tp"},
                  expect=NET_CONNECTIONS),
             Pass("tracepoint", ["--bpf.attach-modes=tracepoint"],
-                 modes={"set_state": "tracepoint", "destroy_sock": "tracepoint", "probe": "none", "retransmit": "none",
+                 modes={"set_state": "tracepoint", "probe": "none", "retransmit": "none",
                         "retransmit_synack": "none",
                         "kfree_skb": "none", "socket_files": "iter"},
                  expect=NET_CONNECTIONS + unavailable("retransmits", "resets", "rtt", "drops")),
