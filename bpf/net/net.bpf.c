@@ -77,6 +77,7 @@ struct {
 
 struct net_closed {
 	__u64 sk[NET_CLOSED_RING];
+	__u32 ports[NET_CLOSED_RING]; /* the socket's port pair: a later socket at the same address differs */
 	struct net_conn_key key[NET_CLOSED_RING];
 	__u32 next;
 	__u32 pad;
@@ -331,6 +332,7 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 			__u32 i = closed->next++ % NET_CLOSED_RING;
 
 			closed->sk[i] = skp;
+			closed->ports[i] = RD(btf, sk, __sk_common.skc_portpair);
 			closed->key[i] = s->key;
 		}
 		bpf_map_delete_elem(&socks, &skp);
@@ -402,10 +404,12 @@ static __always_inline void on_reset(struct sock *sk, bool sent, bool btf)
 	if (!st && sent && sk) {
 		/* sent by the close that just ended the socket's tracking (preempted in between: not counted) */
 		struct net_closed *closed = bpf_map_lookup_elem(&last_closed, &zero);
+		__u32 ports = RD(btf, sk, __sk_common.skc_portpair);
 		int i;
 
 		for (i = 0; closed && i < NET_CLOSED_RING; i++)
-			if (closed->sk[i] == (__u64)sk) {
+			if (closed->sk[i] == (__u64)sk && closed->ports[i] == ports) {
+				closed->sk[i] = 0; /* one reset per close */
 				st = conn_stats(&closed->key[i]);
 				break;
 			}
