@@ -9,7 +9,7 @@
 #ifndef SCRY_SLOTS_BPF_H
 #define SCRY_SLOTS_BPF_H
 
-#include "scry_slots.h"
+#define SCRY_NO_SLOT 0xffffffffu /* a cgroup without a slot (all taken) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

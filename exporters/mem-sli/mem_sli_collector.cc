@@ -5,14 +5,13 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "mem_sli_decode.h"
 #include "scry/bpf_maps.h"
 #include "scry/cgroup_slots.h"
+#include "scry/files.h"
 #include "scry/histogram.h"
 #include "scry/metrics.h"
 
@@ -322,10 +321,7 @@ std::vector<prometheus::MetricFamily> NodeCollector::Collect() const {
                         MetricType::Counter),
                {}, static_cast<double>(node.major_faults));
   if (!vmstat_root_.empty()) {
-    std::ifstream in(std::filesystem::path(vmstat_root_) / "proc/vmstat");
-    std::stringstream content;
-    content << in.rdbuf();
-    if (auto counts = ParseFaultCounts(content.str())) {
+    if (auto counts = ParseFaultCounts(ReadFileContent(std::filesystem::path(vmstat_root_) / "proc/vmstat").value_or(""))) {
       AddCounter(fams.Get(p + "page_faults_total", "Page faults on the node (/proc/vmstat pgfault).",
                           MetricType::Counter),
                  {}, static_cast<double>(counts->faults));

@@ -34,9 +34,9 @@ void SchedExporter::AddOptions(po::options_description& desc) {
      "Read run-queue waits from the kernel's own accounting (CONFIG_SCHED_INFO, as in /proc/<pid>/schedstat) "
      "where the kernel has it: no wakeup hooks, cheaper. false: time them with wakeup hooks.")
     ("bpf.cgroup-slots", po::value<uint32_t>()->default_value(SCHED_SLOTS),
-     "Cgroups the BPF statistics hold at once (live ones, and dead ones until their retention ends). Each "
-     "takes 1,176 bytes per CPU, allocated at start; a cgroup beyond them is counted in "
-     "scry_lost_events_total{reason=\"cgroup_map_full\"} and not measured.");
+     ("Cgroups the BPF statistics hold at once (live ones, and dead ones until their retention ends). Each "
+      "takes " + std::to_string(sizeof(sched_cgroup_stats)) + " bytes per CPU, allocated at start; a cgroup "
+      "beyond them is counted in scry_lost_events_total{reason=\"cgroup_map_full\"} and not measured.").c_str());
   Workloads::AddOptions(desc);
 }
 

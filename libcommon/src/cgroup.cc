@@ -3,9 +3,10 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
-#include <fstream>
 #include <sstream>
 #include <vector>
+
+#include "scry/files.h"
 
 namespace scry {
 
@@ -58,26 +59,19 @@ std::map<std::string, uint64_t> ParseFlatKeyed(const std::string& content) {
   return out;
 }
 
-namespace {
-std::optional<std::string> ReadWhole(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream content;
-  content << in.rdbuf();
-  return content.str();
+std::string HostMountinfo(const std::string& host_root) {
+  bool on_host = host_root.empty() || host_root == "/";
+  return ReadFileContent(on_host ? "/proc/self/mountinfo" : host_root + "/proc/1/mountinfo").value_or("");
 }
-}  // namespace
 
 CgroupControllerFiles::CgroupControllerFiles(std::string controller, const std::string& host_root,
                                              std::string v2_root)
     : controller_(std::move(controller)), v2_root_(std::move(v2_root)) {
+  std::string mount = FindCgroup1Mount(HostMountinfo(host_root), controller_);
   bool on_host = host_root.empty() || host_root == "/";
-  std::string mount =
-      FindCgroup1Mount(ReadWhole(on_host ? "/proc/self/mountinfo" : host_root + "/proc/1/mountinfo").value_or(""),
-                       controller_);
   if (!mount.empty()) v1_root_ = on_host ? mount : host_root + mount;
   if (!v2_root_.empty()) {
-    std::istringstream controllers(ReadWhole(v2_root_ + "/cgroup.controllers").value_or(""));
+    std::istringstream controllers(ReadFileContent(v2_root_ + "/cgroup.controllers").value_or(""));
     std::string name;
     while (controllers >> name) v2_enabled_ = v2_enabled_ || name == controller_;
   }
@@ -86,17 +80,14 @@ CgroupControllerFiles::CgroupControllerFiles(std::string controller, const std::
 std::optional<std::string> CgroupControllerFiles::Read(const std::string& cgroup_path, const std::string& name) const {
   if (!available()) return std::nullopt;
   std::string dir = (v1() ? v1_root_ : v2_root_) + (cgroup_path == "/" ? "" : cgroup_path);
-  return ReadWhole(dir + "/" + name);
+  return ReadFileContent(dir + "/" + name);
 }
 
 CgroupPaths::CgroupPaths(std::string root, std::chrono::seconds rescan_interval, std::chrono::seconds retention,
                          SteadyClock clock)
     : root_(std::move(root)), rescan_interval_(rescan_interval), retention_(retention), clock_(std::move(clock)) {
   if (root_.empty()) {
-    std::ifstream in("/proc/self/mountinfo");
-    std::stringstream content;
-    content << in.rdbuf();
-    root_ = FindCgroup2Mount(content.str());
+    root_ = FindCgroup2Mount(ReadFileContent("/proc/self/mountinfo").value_or(""));
   }
 }
 
@@ -132,7 +123,7 @@ void CgroupPaths::Rescan() {
   if (root_.empty()) return;
   std::map<uint64_t, std::string> live;
   struct stat st;
-  if (stat(root_.c_str(), &st) == 0) live[st.st_ino] = "/";
+  if (stat(root_.c_str(), &st) == 0) live.emplace(st.st_ino, "/");
   std::string top = root_;
   while (top.size() > 1 && top.back() == '/') top.pop_back();
   WalkCgroupTree(top, "/", live);

@@ -1,8 +1,9 @@
 #include "scry/decoders.h"
 
 #include <cstring>
-#include <fstream>
 #include <sstream>
+
+#include "scry/files.h"
 
 namespace scry {
 
@@ -23,10 +24,7 @@ std::map<std::pair<uint32_t, uint32_t>, std::string> DiskNames::Parse(const std:
 
 void DiskNames::Reload() {
   last_reload_ = std::chrono::steady_clock::now();
-  std::ifstream in(path_);
-  std::stringstream content;
-  content << in.rdbuf();
-  names_ = Parse(content.str());
+  names_ = Parse(ReadFileContent(path_).value_or(""));
 }
 
 std::optional<std::string> DiskNames::Lookup(uint32_t major, uint32_t minor) {

@@ -6,9 +6,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "scry/files.h"
 #include "scry/kubelet_api.h"
 
 namespace scry {
@@ -144,13 +143,7 @@ bool HasContainerOrPod(const Identity& id) {
   return !id.container_id.empty() || !id.pod_uid.empty() || !id.runtime.empty();
 }
 
-std::string ReadFile(const fs::path& path, bool* ok = nullptr) {
-  std::ifstream in(path);
-  if (ok) *ok = static_cast<bool>(in);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string ReadFile(const fs::path& path) { return ReadFileContent(path).value_or(""); }
 
 }  // namespace
 
@@ -285,9 +278,9 @@ std::optional<ContainerLogName> ParseContainerLogName(std::string_view name) {
 }
 
 std::string FindHostCgroup2Root(const std::string& host_root) {
-  if (host_root.empty() || host_root == "/") return FindCgroup2Mount(ReadFile("/proc/self/mountinfo"));
+  std::string mount = FindCgroup2Mount(HostMountinfo(host_root));
+  if (host_root.empty() || host_root == "/") return mount;
   fs::path root(host_root);
-  std::string mount = FindCgroup2Mount(ReadFile(root / "proc/1/mountinfo"));
   std::error_code ec;
   if (!mount.empty()) {
     fs::path candidate = root / fs::path(mount).relative_path();
@@ -525,10 +518,9 @@ void IdentityResolver::PruneLocked(std::chrono::steady_clock::time_point now) {
 }
 
 IdentityResolver::Result IdentityResolver::ResolvePid(int pid) {
-  bool ok = false;
-  std::string content = ReadFile(fs::path(options_.host_root) / "proc" / std::to_string(pid) / "cgroup", &ok);
+  std::string content = ReadFile(fs::path(options_.host_root) / "proc" / std::to_string(pid) / "cgroup");
   Result result;
-  if (!ok || content.empty()) return result;
+  if (content.empty()) return result;  // gone (or unreadable)
   result.identity = IdentityFromProcCgroup(content);
   result.status = Status::kLive;
   ProcCgroup pc = ParseProcCgroup(content);

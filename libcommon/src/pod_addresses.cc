@@ -3,9 +3,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <fstream>
 #include <sstream>
 
+#include "scry/files.h"
 #include "scry/kubelet_api.h"
 #include "scry/procnet.h"
 
@@ -13,12 +13,7 @@ namespace scry {
 
 namespace {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string ReadFile(const std::string& path) { return ReadFileContent(path).value_or(""); }
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

@@ -13,6 +13,7 @@
 
 #include "scry/errors.h"
 #include "scry/exporter.h"
+#include "scry/files.h"
 #include "scry/kubelet_api.h"
 #include "scry/log.h"
 
@@ -47,12 +48,6 @@ std::regex CompileRegex(const std::string& flag, const std::string& pattern) {
   } catch (const std::regex_error& e) {
     throw UsageError("--" + flag + ": invalid regular expression \"" + pattern + "\": " + e.what());
   }
-}
-
-std::string ReadSmallFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return content;
 }
 
 // Makes the map's keys `want`, as far as they fit; returns how many did not.
@@ -312,11 +307,11 @@ void Workloads::RefreshFilter() {
         if (*end != '\0' || pid <= 0) continue;
         std::string comm, cmdline;
         if (filter_.comm) {
-          comm = ReadSmallFile(proc / e->d_name / "comm");
+          comm = ReadFileContent(proc / e->d_name / "comm").value_or("");
           if (!comm.empty() && comm.back() == '\n') comm.pop_back();
         }
         if (filter_.cmdline) {
-          cmdline = ReadSmallFile(proc / e->d_name / "cmdline");
+          cmdline = ReadFileContent(proc / e->d_name / "cmdline").value_or("");
           while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
           std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
         }
@@ -329,13 +324,10 @@ void Workloads::RefreshFilter() {
   if (filter_.has_cgroup_filters())
     for (const auto& identity : resolver_->AliveCgroups())
       if (filter_.MatchesIdentity(identity)) cgroups.insert(identity.cgroup_id);
-  std::set<uint64_t> observed = cgroups;
-  for (uint32_t tgid : tgids)
-    if (auto r = resolver_->ResolvePid(static_cast<int>(tgid)); r.ok() && r.identity.cgroup_id)
-      observed.insert(r.identity.cgroup_id);
   {
-    std::lock_guard lock(observed_mutex_);
-    filter_observed_cgroups_ = std::move(observed);
+    std::lock_guard lock(matched_mutex_);
+    matched_cgroups_ = cgroups;
+    matched_tgids_ = tgids;
   }
   size_t missing = SyncKeys(filter_tgids_fd_, tgids, allowed_tgids_) +
                    SyncKeys(filter_cgroups_fd_, cgroups, allowed_cgroups_);
@@ -347,8 +339,17 @@ void Workloads::RefreshFilter() {
 
 std::set<uint64_t> Workloads::ObservedCgroups() {
   if (!filter_.empty()) {
-    std::lock_guard lock(observed_mutex_);
-    return filter_observed_cgroups_;
+    std::set<uint64_t> out;
+    std::set<uint32_t> tgids;
+    {
+      std::lock_guard lock(matched_mutex_);
+      out = matched_cgroups_;
+      tgids = matched_tgids_;
+    }
+    for (uint32_t tgid : tgids)
+      if (auto r = resolver_->ResolvePid(static_cast<int>(tgid)); r.ok() && r.identity.cgroup_id)
+        out.insert(r.identity.cgroup_id);
+    return out;
   }
   std::set<uint64_t> out;
   for (const auto& identity : resolver_->AliveCgroups()) {

@@ -15,6 +15,10 @@ namespace scry {
 // on hybrid hosts. Empty if there is none.
 std::string FindCgroup2Mount(const std::string& mountinfo_content);
 
+// The node's mountinfo: this process's on the host (host_root "/" or empty), init's below a host root
+// (the exporter in a container with the host mounted at host_root). Empty if unreadable.
+std::string HostMountinfo(const std::string& host_root);
+
 // The mount point of the cgroup v1 hierarchy that has `controller` (e.g. "memory": "/sys/fs/cgroup/memory"
 // on hybrid and v1 hosts) from mountinfo content. Empty if there is none (pure cgroup v2).
 std::string FindCgroup1Mount(const std::string& mountinfo_content, const std::string& controller);

@@ -13,7 +13,6 @@
 
 #include "scry/bpf_loader.h"
 #include "scry/bpf_maps.h"
-#include "scry_slots.h"
 
 namespace scry {
 

@@ -127,8 +127,9 @@ class Workloads : public prometheus::Collectable {
   uint32_t filter_capacity_ = 0;
   std::set<uint64_t> allowed_cgroups_;
   std::set<uint32_t> allowed_tgids_;
-  std::mutex observed_mutex_;
-  std::set<uint64_t> filter_observed_cgroups_;
+  std::mutex matched_mutex_;  // what the filter matched at its last refresh, for ObservedCgroups
+  std::set<uint64_t> matched_cgroups_;
+  std::set<uint32_t> matched_tgids_;
   std::atomic<uint64_t> cgroup_entries_{0}, tgid_entries_{0}, filter_missing_{0};
   std::thread thread_;
   std::mutex mutex_;
