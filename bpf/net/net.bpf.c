@@ -30,16 +30,45 @@ const volatile bool rtt_enabled = true;
 const volatile bool windows_enabled = true;      /* window histograms with each RTT sample */
 const volatile bool kfree_skb_has_rx_sk = false; /* kfree_skb passes the receiving socket (6.12+) */
 
-/* Tracked sockets, by address, until they reach TCP_CLOSE (every socket does, before it is destroyed).
- * A plain preallocated hash: its updates and deletes take per-CPU free lists, an LRU hash's take one
- * lock for all CPUs. (Socket local storage was measured slower still: its allocation at each connect
- * costs more; see bench/README.md.) */
+/* Tracked sockets, from connect() or the handshake until TCP_CLOSE (every socket reaches it before it is
+ * freed), in a set-associative table of two arrays: a socket's address picks a bucket of NET_SOCK_WAYS
+ * slots, sock_tags holds the address of each slot's socket (0: free) and socks its state. A slot is taken
+ * with a compare-and-swap and given back at the socket's close; the socket's own events are serialized
+ * by its lock, so nothing else writes its slot meanwhile. A socket whose bucket is full goes to the
+ * socks_spill hash, which is looked up only for buckets that have sockets there. Array lookups are
+ * inlined: a hash map's update and delete cost about 300 ns per socket (socket local storage, 1.3 us;
+ * see bench/README.md). User space sizes the table (--bpf.tracked-sockets). */
+const volatile __u32 sock_bucket_mask = NET_SOCK_BUCKETS - 1;
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64); /* struct sock * */
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NET_SOCK_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct net_sock_tags);
+} sock_tags SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NET_SOCK_BUCKETS * NET_SOCK_WAYS);
+	__type(key, __u32);
 	__type(value, struct net_sock);
 } socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NET_SOCK_SPILL);
+	__type(key, __u64); /* struct sock * */
+	__type(value, struct net_sock);
+} socks_spill SEC(".maps");
+
+/* A socket's address as a number: a BTF-typed pointer takes no arithmetic, but its value stored to
+ * memory and loaded back is a plain number. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sock_addr_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -145,19 +174,110 @@ static __always_inline struct net_conn_stats *conn_stats(const struct net_conn_k
 	return st;
 }
 
-static __always_inline struct net_sock *sock_get(struct sock *sk)
+/* The address of sk as a number. Every use of the scratch leaves it 0, so a program that interrupts this
+ * one on the CPU between the store and the load makes the load 0 (tried again), never another socket's
+ * address. */
+static __always_inline __u64 sock_addr(struct sock *sk)
 {
-	__u64 skp = (__u64)sk;
+	__u32 zero = 0;
+	__u64 *scratch = bpf_map_lookup_elem(&sock_addr_scratch, &zero), addr = 0;
+	int i;
 
-	return bpf_map_lookup_elem(&socks, &skp);
+	for (i = 0; scratch && !addr && i < 2; i++) {
+		*(volatile __u64 *)scratch = (__u64)sk;
+		addr = *(volatile __u64 *)scratch;
+		*(volatile __u64 *)scratch = 0;
+	}
+	return addr;
 }
 
+static __always_inline struct net_sock_tags *sock_bucket(__u64 addr, __u32 *bucket)
+{
+	/* slab objects are at least 64-byte aligned: the multiply spreads the bits above */
+	*bucket = (__u32)(((addr >> 6) * 0x9E3779B97F4A7C15ull) >> 32) & sock_bucket_mask;
+	return bpf_map_lookup_elem(&sock_tags, bucket);
+}
+
+static __always_inline struct net_sock *sock_slot(__u32 bucket, __u32 way)
+{
+	__u32 slot = bucket * NET_SOCK_WAYS + way;
+
+	return bpf_map_lookup_elem(&socks, &slot);
+}
+
+/* Where a tracked socket's state is: a slot of its bucket (tag: the slot's tag), or the spill hash. */
+struct sock_ref {
+	struct net_sock_tags *bucket;
+	__u32 index; /* the bucket's */
+	__u64 *tag;
+	__u64 addr;
+};
+
+/* The tracked state of sk, and in ref where it is (for sock_release); NULL if sk is not tracked. */
+static __always_inline struct net_sock *sock_find(struct sock *sk, struct sock_ref *ref)
+{
+	struct net_sock_tags *tags;
+	__u32 i;
+
+	ref->addr = sock_addr(sk);
+	ref->bucket = NULL;
+	ref->tag = NULL;
+	if (!ref->addr)
+		return NULL;
+	tags = ref->bucket = sock_bucket(ref->addr, &ref->index);
+	if (!tags)
+		return NULL;
+	for (i = 0; i < NET_SOCK_WAYS; i++)
+		if (tags->sk[i] == ref->addr) {
+			ref->tag = &tags->sk[i];
+			return sock_slot(ref->index, i);
+		}
+	return tags->spilled ? bpf_map_lookup_elem(&socks_spill, &ref->addr) : NULL;
+}
+
+static __always_inline struct net_sock *sock_get(struct sock *sk)
+{
+	struct sock_ref ref;
+
+	return sock_find(sk, &ref);
+}
+
+/* Ends the tracking of the socket found by sock_find (its state is not used after). */
+static __always_inline void sock_release(struct sock_ref *ref)
+{
+	if (ref->tag) {
+		*(volatile __u64 *)ref->tag = 0;
+	} else if (ref->bucket && !bpf_map_delete_elem(&socks_spill, &ref->addr)) {
+		__sync_fetch_and_add(&ref->bucket->spilled, -1);
+	}
+}
+
+/* Starts tracking sk with state ns (again, if it was: a socket may connect again after a failure). */
 static __always_inline void track(struct sock *sk, const struct net_sock *ns)
 {
-	__u64 skp = (__u64)sk;
+	struct sock_ref ref;
+	struct net_sock *s = sock_find(sk, &ref);
+	__u32 i;
 
-	if (bpf_map_update_elem(&socks, &skp, ns, BPF_ANY))
+	if (s) {
+		*s = *ns;
+		return;
+	}
+	if (!ref.bucket)
+		return;
+	for (i = 0; i < NET_SOCK_WAYS; i++)
+		if (!ref.bucket->sk[i] && __sync_val_compare_and_swap(&ref.bucket->sk[i], 0, ref.addr) == 0)
+			break;
+	if (i < NET_SOCK_WAYS) {
+		s = sock_slot(ref.index, i);
+		if (s)
+			*s = *ns;
+		return;
+	}
+	if (bpf_map_update_elem(&socks_spill, &ref.addr, ns, BPF_NOEXIST))
 		scry_count_lost(&lost_events, NET_LOST_SOCKS_FULL);
+	else
+		__sync_fetch_and_add(&ref.bucket->spilled, 1);
 }
 
 static __always_inline void client_key(struct sock *sk, struct net_conn_key *key, bool btf)
@@ -247,6 +367,7 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 	struct net_conn_stats *st;
 	struct net_sock *s, ns = {};
 	struct tcp_sock *tp;
+	struct sock_ref ref;
 	__u32 srtt;
 
 	/* most transitions (FIN_WAIT*, CLOSE_WAIT, LAST_ACK...) end here */
@@ -290,7 +411,7 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 		return;
 	}
 
-	s = sock_get(sk);
+	s = sock_find(sk, &ref);
 	if (!s)
 		return;
 	if (new == TCP_ESTABLISHED && !s->established) {
@@ -335,7 +456,7 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 			closed->ports[i] = RD(btf, sk, __sk_common.skc_portpair);
 			closed->key[i] = s->key;
 		}
-		bpf_map_delete_elem(&socks, &skp);
+		sock_release(&ref); /* the last use of s was above */
 	}
 }
 

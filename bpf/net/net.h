@@ -57,6 +57,18 @@ struct net_sock {
 	__u8 pad[3];
 };
 
+/* The tracked sockets' table (net.bpf.c): buckets of one cache line, NET_SOCK_WAYS slots each tagged with
+ * its socket's address (0: free), and how many of the bucket's sockets found it full and went to the
+ * spill hash. User space sizes the table (a power of two of buckets); these are the defaults. */
+#define NET_SOCK_WAYS 7
+#define NET_SOCK_BUCKETS 16384
+#define NET_SOCK_SPILL 16384
+
+struct net_sock_tags {
+	__u64 sk[NET_SOCK_WAYS];
+	__u64 spilled;
+};
+
 struct net_listener_key {
 	__u32 netns;
 	__u16 port;

@@ -395,6 +395,23 @@ std::vector<prometheus::MetricFamily> DropCollector::Collect() const {
   return out;
 }
 
+uint64_t CountTrackedSockets(const BpfObject& bpf) {
+  int fd = bpf.MapFd("sock_tags");
+  std::vector<uint32_t> keys(1024);
+  std::vector<net_sock_tags> tags(keys.size());
+  uint64_t used = 0;
+  uint32_t position = 0;
+  for (bool first = true;; first = false) {
+    uint32_t count = keys.size();
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : &position, &position, keys.data(), tags.data(), &count,
+                                   nullptr);
+    if (err && errno != ENOENT) return used;
+    for (uint32_t i = 0; i < count; i++)
+      for (__u64 sk : tags[i].sk) used += sk != 0;
+    if (err) return used;  // ENOENT: the last batch
+  }
+}
+
 uint64_t ParseNetnsLink(const std::string& target) {
   if (target.rfind("net:[", 0) != 0 || target.back() != ']') return 0;
   std::string digits = target.substr(5, target.size() - 6);

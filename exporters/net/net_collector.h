@@ -92,6 +92,9 @@ class NetstatCollector : public prometheus::Collectable {
   mutable std::chrono::steady_clock::time_point last_scan_{};
 };
 
+// Slots of the tracked sockets' table in use: its tags that are not 0 (sock_tags, read in one pass).
+uint64_t CountTrackedSockets(const BpfObject& bpf);
+
 // "4026531840" from a /proc/<pid>/ns/net link target "net:[4026531840]"; 0 if malformed.
 uint64_t ParseNetnsLink(const std::string& target);
 

@@ -91,18 +91,25 @@ std::vector<prometheus::MetricFamily> SelfMetrics::Collect() const {
   }
 
   if (bpf_.object()) {
-    // Hash maps only: they are the ones that fill up (arrays are always full).
-    auto entries = MakeFamily("scry_bpf_map_entries", "Entries in the BPF hash map.", MetricType::Gauge);
-    auto capacity = MakeFamily("scry_bpf_map_capacity", "Maximum entries of the BPF hash map.", MetricType::Gauge);
+    // Hash maps, and the tables the exporter counts: they are the ones that fill up (arrays are always
+    // full).
+    auto entries = MakeFamily("scry_bpf_map_entries", "Entries in the BPF hash map (or table) in use.",
+                              MetricType::Gauge);
+    auto capacity = MakeFamily("scry_bpf_map_capacity", "Maximum entries of the BPF hash map (or table).",
+                               MetricType::Gauge);
+    const auto& used_entries = bpf_.spec().used_entries;
     bpf_map* map;
     bpf_object__for_each_map(map, bpf_.object()) {
       auto type = bpf_map__type(map);
-      if (bpf_map__is_internal(map) || (type != BPF_MAP_TYPE_HASH && type != BPF_MAP_TYPE_LRU_HASH &&
-                                        type != BPF_MAP_TYPE_PERCPU_HASH && type != BPF_MAP_TYPE_LRU_PERCPU_HASH))
-        continue;
+      auto counted = used_entries.find(bpf_map__name(map));
+      bool hash = type == BPF_MAP_TYPE_HASH || type == BPF_MAP_TYPE_LRU_HASH || type == BPF_MAP_TYPE_PERCPU_HASH ||
+                  type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+      if (bpf_map__is_internal(map) || (!hash && counted == used_entries.end())) continue;
       uint32_t max = bpf_map__max_entries(map);
-      AddGauge(entries, {{"map", bpf_map__name(map)}},
-               static_cast<double>(CountMapEntries(bpf_map__fd(map), bpf_map__key_size(map), max)));
+      uint64_t used = counted != used_entries.end()
+                          ? counted->second(bpf_)
+                          : CountMapEntries(bpf_map__fd(map), bpf_map__key_size(map), max);
+      AddGauge(entries, {{"map", bpf_map__name(map)}}, static_cast<double>(used));
       AddGauge(capacity, {{"map", bpf_map__name(map)}}, max);
     }
     out.push_back(std::move(entries));

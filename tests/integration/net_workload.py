@@ -7,6 +7,7 @@ import ctypes
 import fcntl
 import json
 import os
+import resource
 import socket
 import struct
 import sys
@@ -127,6 +128,16 @@ def bulk_held(host, port, nbytes):
     return {"sent": nbytes}
 
 
+def hold(host, port, count):
+    """count connections opened one after the other and kept open until told to close (a stdin line)."""
+    socks = [socket.create_connection((host, port)) for _ in range(count)]
+    print("held", flush=True)
+    sys.stdin.readline()
+    for s in socks:
+        s.close()
+    return {"ok": count}
+
+
 def stuff(host, port, seconds):
     """Writes to a peer that does not read, for some seconds: its receive window closes."""
     s = socket.create_connection((host, port))
@@ -174,6 +185,7 @@ def syn_flood(host, port, count):
 
 def main():
     netns, cgroup, cmd, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))  # thousands of connections held open
     with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
         f.write(str(os.getpid()))
     fd = os.open("/run/netns/" + netns, os.O_RDONLY)
@@ -197,6 +209,8 @@ def main():
         out = bulk(args[0], int(args[1]), int(args[2]))
     elif cmd == "bulkheld":
         out = bulk_held(args[0], int(args[1]), int(args[2]))
+    elif cmd == "hold":
+        out = hold(args[0], int(args[1]), int(args[2]))
     elif cmd == "stuff":
         out = stuff(args[0], int(args[1]), float(args[2]))
     elif cmd == "udpsend":

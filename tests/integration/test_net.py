@@ -618,6 +618,71 @@ class PeerCap(NetTest):
         self.assertEqual(sum(series.values()), 2 * n)
 
 
+class TrackedSockets(NetTest):
+    """A small table of tracked sockets (--bpf.tracked-sockets=1024: 256 buckets of 7 slots, a spill hash
+    of 128): sockets whose bucket is full are tracked in the spill hash, and past that not at all, each
+    counted once as lost."""
+    exporter_args = ("--bpf.tracked-sockets=1024",)
+
+    def hold(self, n, tag):
+        """n connections held open between two workloads of their own; (client labels, server labels, the
+        client process, the server process) once all are open."""
+        server_cg, server_label = self.w.cgroup(tag + "srv")
+        client_cg, client_label = self.w.cgroup(tag + "cli")
+        server = self.w.start(SERVER_NS, server_cg, "serve", self.port, "hold", 4096)
+        client = self.w.start(CLIENT_NS, client_cg, "hold", SERVER_IP, self.port, n)
+        self.assertEqual(client.stdout.readline().strip(), "held")
+        return (dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port)),
+                dict(cgroup=server_label, direction="server", peer="", port=str(self.port)), client, server)
+
+    def test_sockets_past_their_bucket_are_tracked_in_the_spill_hash(self):
+        # 1,000 sockets in 256 buckets: some buckets overflow (all stay at 7 or fewer with a chance of
+        # 1 in 100,000), and about 20 sockets spill, far from the 128 the spill hash holds
+        n = 500
+        lost_before = self.exporter.scrape().get("scry_lost_events_total", reason="socks_map_full")
+        client, server, client_proc, server_proc = self.hold(n, "spill")
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_opened_total", 0, **server) >= n)
+        self.assertEqual(m.get("scry_net_connections_opened_total", **client), n)
+        self.assertEqual(m.get("scry_net_connections_opened_total", **server), n)
+        self.assertGreater(m.get("scry_bpf_map_entries", map="socks_spill"), 0)
+        self.assertGreaterEqual(m.get("scry_bpf_map_entries", map="socks"), 2 * n - 128)
+        self.assertEqual(m.get("scry_lost_events_total", reason="socks_map_full"), lost_before)
+        client_proc.communicate("\n", timeout=60)
+        server_proc.kill()
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **server) >= n)
+        for side in (client, server):
+            self.assertEqual(m.get("scry_net_connections_closed_total", **side), n, side)
+            self.assertEqual(m.get("scry_net_connections_active", **side), 0, side)
+        self.assertEqual(m.get("scry_bpf_map_entries", map="socks_spill"), 0)
+
+    def test_sockets_past_the_table_and_the_spill_hash_are_counted_lost(self):
+        # 3,000 sockets for 1,792 slots and 128 spill entries
+        n = 1500
+        lost_before = self.exporter.scrape().get("scry_lost_events_total", reason="socks_map_full")
+        client, server, client_proc, _ = self.hold(n, "lost")
+        # the server's side is established when the client's last handshake ACK has reached it
+        established = lambda: len(in_ns(SERVER_NS, "ss", "-tnH", "state", "established", "sport",  # noqa: E731
+                                        "= :%d" % self.port).splitlines())
+        self.assertEqual(wait_for("established", lambda: established() == n), True)
+        scrapes = 0  # each scrape's own two sockets may be lost too
+
+        def settled(m):
+            nonlocal scrapes
+            scrapes += 1
+            return m.get("scry_net_connections_opened_total", None, **client) is not None and \
+                m.get("scry_net_connections_opened_total", None, **server) is not None
+        m = self.scrape_until(settled)
+        lost = m.get("scry_lost_events_total", reason="socks_map_full") - lost_before
+        opened = m.get("scry_net_connections_opened_total", **client) + \
+            m.get("scry_net_connections_opened_total", **server)
+        self.assertGreater(lost, 0)
+        # every socket is tracked or counted lost, once
+        self.assertGreaterEqual(opened + lost, 2 * n)
+        self.assertLessEqual(opened + lost, 2 * n + 2 * scrapes)
+        self.assertEqual(m.get("scry_bpf_map_entries", map="socks_spill"), 128)
+        client_proc.communicate("\n", timeout=60)
+
+
 class FallbackModes(unittest.TestCase):
     """Connections counted the same with raw_tp and classic tracepoint programs; in tracepoint mode the
     features without a tracepoint program are unavailable and export nothing."""
@@ -663,7 +728,8 @@ class CheckAndBadInput(unittest.TestCase):
         self.assertRegex(r.stdout, r"connections\s+available\s+set_state\s+tp_btf")
 
     def test_bad_flags_exit_2_with_one_line(self):
-        for flag in ("--collector.peers.max=0", "--collector.rtt.sample-every=0", "--collector.peers.expiry=soon"):
+        for flag in ("--collector.peers.max=0", "--collector.rtt.sample-every=0", "--collector.peers.expiry=soon",
+                     "--bpf.tracked-sockets=100"):
             r = subprocess.run([os.path.join(scrylib.BIN_DIR, "scry-net"), flag], capture_output=True, text=True,
                                timeout=60)
             self.assertEqual(r.returncode, 2, flag)

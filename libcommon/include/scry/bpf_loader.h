@@ -12,11 +12,14 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace scry {
+
+class BpfObject;
 
 // Iter: a BPF iterator ("iter/task"), attached as a link that user space reads on demand (LinkFd).
 enum class AttachMode { TpBtf, RawTp, Tracepoint, Fentry, Kprobe, Iter, None };
@@ -68,6 +71,9 @@ struct BpfSpec {
   std::map<std::string, std::vector<uint8_t>> consts;
   // Map name -> max_entries set before load (e.g. an array indexed by CPU sized to the possible CPUs).
   std::map<std::string, uint32_t> max_entries;
+  // Maps other than hash maps that fill up (a table in an array): name -> how many of its max_entries
+  // are in use, counted at scrape time for scry_bpf_map_entries.
+  std::map<std::string, std::function<uint64_t(const BpfObject&)>> used_entries;
 };
 
 struct HookResult {
