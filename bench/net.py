@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """scry-net benchmark: per-hook BPF cost (--bpf.stats), loopback iperf3 throughput and connection churn
-with scry-net attached vs not, series count and RSS during churn. Prints a table; asserts nothing.
-Throughput is measured with the exporter as deployed; the per-hook costs come from a second run of the
-same workloads with --bpf.stats.
+(wrk against nginx, a new connection per request) with scry-net attached vs not, series count and RSS
+during churn. Prints tables; asserts nothing. Throughput is measured with the exporter as deployed; the
+per-hook costs come from a second run of the same workloads with --bpf.stats. Churn keeps every CPU
+busy, so besides connections per second it reports the CPU time each connection took (from /proc/stat,
+without steal time): the steadier figure on a shared machine.
 
   sudo python3 bench/net.py [--bin build-net/bin/scry-net] [--duration 10] [--repeats 2]
   sudo python3 bench/net.py --bin old/scry-net --bin new/scry-net   # A/B: each repeat runs every binary
@@ -12,15 +14,15 @@ same workloads with --bpf.stats.
 Extra exporter flags (e.g. --collector.rtt.sample-every=1) go after "--".
 """
 import argparse
+import contextlib
 import os
 import re
 import socket
 import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
 import scrylib  # noqa: E402
@@ -37,35 +39,60 @@ def iperf(duration):
     return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
-_ports = iter(range(5300, 5400))
+NGINX_CONF = """
+worker_processes %(workers)d;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_timeout 0;
+  client_body_temp_path %(dir)s;
+  proxy_temp_path %(dir)s;
+  fastcgi_temp_path %(dir)s;
+  uwsgi_temp_path %(dir)s;
+  scgi_temp_path %(dir)s;
+  server { listen 127.0.0.1:%(port)d; location / { return 200 "ok\\n"; } }
+}
+"""
 
 
-def churn(duration):
-    """Connect and close, as fast as one client can; returns connections per second."""
-    port = next(_ports)  # a listener blocked in accept() in its thread cannot be closed for reuse
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", port))
-    ls.listen(1024)
-    stop = time.monotonic() + duration
+@contextlib.contextmanager
+def nginx(port=5480):
+    """nginx on the loopback, one worker per CPU, closing every connection after its response."""
+    with tempfile.TemporaryDirectory() as d:
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF % {"workers": os.cpu_count(), "dir": d, "port": port})
+        proc = subprocess.Popen(["nginx", "-c", conf], stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(50):
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                    break
+                time.sleep(0.1)
+            yield "http://127.0.0.1:%d/" % port
+        finally:
+            proc.terminate()
+            proc.wait()
 
-    def serve():
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
-            c.close()
-    threading.Thread(target=serve, daemon=True).start()
-    n = 0
-    while time.monotonic() < stop:
-        s = socket.create_connection(("127.0.0.1", port))
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")  # no TIME_WAIT pile-up
-        s.close()
-        n += 1
-    ls.shutdown(socket.SHUT_RDWR)
-    ls.close()
-    return n / duration
+
+def busy_cpu_seconds():
+    """CPU time spent by all CPUs so far, steal and idle left out (/proc/stat, user to softirq)."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq = map(int, f.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def churn(url, duration):
+    """wrk with a thread per CPU and 32 connections in all against nginx: each request is a new connection
+    (nginx closes it). Returns (connections per second, CPU microseconds per connection)."""
+    cpu0 = busy_cpu_seconds()
+    out = subprocess.run(["wrk", "-t%d" % os.cpu_count(), "-c32", "-d%ds" % duration, url],
+                         capture_output=True, text=True).stdout
+    cpu = busy_cpu_seconds() - cpu0
+    n = int(re.search(r"(\d+) requests in", out).group(1))
+    return n / duration, cpu / n * 1e6
 
 
 SOAK_SERVER = """
@@ -152,57 +179,72 @@ def main():
         with scrylib.Exporter("net", *a.flags) as e:
             soak(e, a.soak, a.rate)
         return
-    base = {"iperf": [], "churn": []}
-    with_ = {b: {"iperf": [], "churn": []} for b in bins}
-    if a.floor:
-        with_["empty programs"] = {"iperf": [], "churn": []}
-    per_hook = {}
-    series = []
-    for _ in range(a.repeats):
-        base["iperf"].append(iperf(a.duration))
-        base["churn"].append(churn(a.duration))
-        if a.floor:
-            with probes.attached("net_floor.bpf.c") as ok:
-                if not ok:
-                    sys.exit("cannot attach the empty programs (--floor)")
-                with_["empty programs"]["iperf"].append(iperf(a.duration))
-                with_["empty programs"]["churn"].append(churn(a.duration))
-        for b in bins:  # alternated, so that every binary meets the same machine load
-            scrylib.BIN_DIR = os.path.dirname(b)
-            # throughput as deployed: BPF run-time statistics cost two clock reads per program run
-            with scrylib.Exporter("net", *a.flags):
-                with_[b]["iperf"].append(iperf(a.duration))
-                with_[b]["churn"].append(churn(a.duration))
-            with scrylib.Exporter("net", "--bpf.stats", *a.flags) as e:
-                m0 = e.scrape()
-                iperf(a.duration)
-                m1 = e.scrape()
-                churn(a.duration)
-                m2 = e.scrape()
-                for w, (before, after) in (("iperf", (m0, m1)), ("churn", (m1, m2))):
-                    r0, n0 = stats(before)
-                    r1, n1 = stats(after)
-                    for p in r1:
-                        d = r1[p] - r0.get(p, 0)
-                        if d:
-                            per_hook.setdefault((b, w, p), []).append(((n1[p] - n0.get(p, 0)), d))
-                series.append((len(m2.text.splitlines()), rss(e.proc.pid)))
+    arms = ["without"] + (["empty programs"] if a.floor else []) + bins
+    runs = {arm: {"iperf": [], "churn": [], "cpu": []} for arm in arms}  # cpu: churn's us per connection
+    per_hook, bpf_per_conn, series = {}, {}, []
+
+    def run(arm, url):
+        runs[arm]["iperf"].append(iperf(a.duration))
+        rate, cpu = churn(url, a.duration)
+        runs[arm]["churn"].append(rate)
+        runs[arm]["cpu"].append(cpu)
+
+    with nginx() as url:
+        for _ in range(a.repeats):
+            run("without", url)
+            if a.floor:
+                with probes.attached("net_floor.bpf.c") as ok:
+                    if not ok:
+                        sys.exit("cannot attach the empty programs (--floor)")
+                    run("empty programs", url)
+            for b in bins:  # alternated, so that every binary meets the same machine load
+                scrylib.BIN_DIR = os.path.dirname(b)
+                # throughput as deployed: BPF run-time statistics cost two clock reads per program run
+                with scrylib.Exporter("net", *a.flags):
+                    run(b, url)
+                with scrylib.Exporter("net", "--bpf.stats", *a.flags) as e:
+                    m0 = e.scrape()
+                    iperf(a.duration)
+                    m1 = e.scrape()
+                    conns = churn(url, a.duration)[0] * a.duration
+                    m2 = e.scrape()
+                    for w, (before, after) in (("iperf", (m0, m1)), ("churn", (m1, m2))):
+                        r0, n0 = stats(before)
+                        r1, n1 = stats(after)
+                        for p in r1:
+                            d = r1[p] - r0.get(p, 0)
+                            if d:
+                                per_hook.setdefault((b, w, p), []).append(((n1[p] - n0.get(p, 0)), d))
+                        if w == "churn":
+                            bpf_per_conn.setdefault(b, []).append(sum(n1[p] - n0.get(p, 0) for p in n1) / conns)
+                    series.append((len(m2.text.splitlines()), rss(e.proc.pid)))
     label = {b: (b if len(bins) > 1 else "scry-net") for b in bins}
     label["empty programs"] = "empty programs (bench/net_floor.bpf.c)"
+    label["without"] = "without"
     print("| binary | workload | program | events | ns/event |")
     print("|---|---|---|---|---|")
     for (b, w, p), vals in sorted(per_hook.items()):
         ns, ev = sum(v[0] for v in vals), sum(v[1] for v in vals)
         print("| %s | %s | %s | %d | %.0f |" % (label[b], w, p, ev, ns / ev))
     print()
-    print("| binary | workload | without (median) | with (median) | change | runs without | runs with |")
-    print("|---|---|---|---|---|---|---|")
-    for b in with_:
-        for w, unit in (("iperf", "Gbit/s"), ("churn", "conn/s")):
-            x0, x = statistics.median(base[w]), statistics.median(with_[b][w])
-            print("| %s | %s (%s) | %.2f | %.2f | %+.1f%% | %s | %s |" % (
-                label[b], w, unit, x0, x, (x - x0) / x0 * 100, " ".join("%.4g" % v for v in base[w]),
-                " ".join("%.4g" % v for v in with_[b][w])))
+    print("| binary | BPF time per churned connection (both ends), ns |")
+    print("|---|---|")
+    for b in bins:
+        print("| %s | %s |" % (label[b], " ".join("%.0f" % v for v in bpf_per_conn[b])))
+    print()
+    print("change: of the medians; paired: median of each repeat's ratio to the run without just before it")
+    print()
+    print("| workload | arm | median | change | paired | runs |")
+    print("|---|---|---|---|---|---|")
+    for w, what in (("iperf", "iperf3 loopback, Gbit/s"), ("churn", "churn, conn/s"),
+                    ("cpu", "churn, CPU us per connection")):
+        x0 = statistics.median(runs["without"][w])
+        for arm in arms:
+            xs = runs[arm][w]
+            paired = statistics.median(x / y - 1 for x, y in zip(xs, runs["without"][w])) * 100
+            print("| %s | %s | %.2f | %+.1f%% | %s | %s |" % (
+                what, label[arm], statistics.median(xs), (statistics.median(xs) - x0) / x0 * 100,
+                "%+.1f%%" % paired if arm != "without" else "", " ".join("%.4g" % v for v in xs)))
     print()
     print("after each churn run: /metrics lines, RSS MiB: %s" % series)
 

@@ -11,7 +11,7 @@ packages=(
   # tests: unit, integration, e2e (Prometheus, systemd unit sandbox), second kernel under qemu
   googletest libgtest-dev prometheus python3 fio util-linux openssl curl
   systemd libseccomp2 bpftrace qemu-system-x86 busybox-static kmod
-  iproute2 nftables iperf3 e2fsprogs linux-perf
+  iproute2 nftables iperf3 e2fsprogs linux-perf wrk nginx
 )
 
 missing=()

@@ -202,7 +202,7 @@ static __always_inline void inflight_claim(struct block_inflight *in, __u64 rq, 
 		__u64 cgroup_id = bpf_get_current_cgroup_id();
 
 		/* Outside the process filter: no per-cgroup latency (the disk's numbers still count it). */
-		if (scry_observed(cgroup_id, bpf_get_current_pid_tgid() >> 32))
+		if (scry_observed_current(cgroup_id))
 			in->cgroup_id = cgroup_id;
 	}
 	in->partial_bytes = 0;

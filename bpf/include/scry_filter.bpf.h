@@ -29,4 +29,10 @@ static __always_inline bool scry_observed(__u64 cgroup_id, __u32 tgid)
 	       bpf_map_lookup_elem(&scry_filter_tgids, &tgid);
 }
 
+/* The same for the current task, whose process id is read only when a filter is set. */
+static __always_inline bool scry_observed_current(__u64 cgroup_id)
+{
+	return !scry_filter_enabled || scry_observed(cgroup_id, bpf_get_current_pid_tgid() >> 32);
+}
+
 #endif /* SCRY_FILTER_BPF_H */

@@ -121,7 +121,7 @@ static const __u64 zero_count;
 static __always_inline bool observed_current(__u64 *cgroup_id)
 {
 	*cgroup_id = bpf_get_current_cgroup_id();
-	return scry_observed(*cgroup_id, bpf_get_current_pid_tgid() >> 32);
+	return scry_observed_current(*cgroup_id);
 }
 
 static __always_inline struct mem_cgroup_stats *slot_stats(__u32 slot)

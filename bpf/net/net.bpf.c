@@ -291,22 +291,21 @@ static __always_inline void client_key(struct sock *sk, struct net_conn_key *key
 		*(__u32 *)key->addr = RD(btf, sk, __sk_common.skc_daddr);
 }
 
-/* The series of a listener's connections (sk: the listener or one of its children), if observed: by
- * the listener's owner when it was seen listening, else by the socket's cgroup. */
+/* The series of a listener's connections (sk: the listener or one of its children), if observed: under
+ * a process filter, by the listener's owner when it was seen listening, else by the socket's cgroup. */
 static __always_inline bool server_key(struct sock *sk, struct net_conn_key *key, bool btf)
 {
-	struct net_listener_key lkey = {};
-	struct net_listener *l;
-
 	key->cgroup_id = sock_cgroup_id(sk, btf);
-	lkey.netns = sock_netns(sk, btf);
-	lkey.port = RD(btf, sk, __sk_common.skc_num);
-	l = bpf_map_lookup_elem(&listeners, &lkey);
-	if (!(l ? l->observed : scry_observed(key->cgroup_id, 0)))
-		return false;
+	key->port = RD(btf, sk, __sk_common.skc_num);
+	if (scry_filter_enabled) {
+		struct net_listener_key lkey = {.netns = sock_netns(sk, btf), .port = key->port};
+		struct net_listener *l = bpf_map_lookup_elem(&listeners, &lkey);
+
+		if (!(l ? l->observed : scry_observed(key->cgroup_id, 0)))
+			return false;
+	}
 	key->family = RD(btf, sk, __sk_common.skc_family);
 	key->direction = NET_DIR_SERVER;
-	key->port = lkey.port;
 	return true;
 }
 
@@ -395,7 +394,7 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 	if (new == TCP_SYN_SENT) {
 		/* connect(), in the caller's context */
 		ns.key.cgroup_id = sock_cgroup_id(sk, btf);
-		if (!scry_observed(ns.key.cgroup_id, bpf_get_current_pid_tgid() >> 32))
+		if (!scry_observed_current(ns.key.cgroup_id))
 			return;
 		client_key(sk, &ns.key, btf);
 		ns.start_ns = bpf_ktime_get_ns();
