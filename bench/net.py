@@ -10,6 +10,7 @@ without steal time): the steadier figure on a shared machine.
   sudo python3 bench/net.py --bin old/scry-net --bin new/scry-net   # A/B: each repeat runs every binary
   sudo python3 bench/net.py --soak 600 --rate 2000   # churn at a fixed rate: series, map entries, RSS over time
   sudo python3 bench/net.py --floor   # also with empty programs on the same tracepoints
+  sudo python3 bench/net.py --loop 20000   # also bench/net_churn_loop.c: the cost per connection, precisely
 
 Extra exporter flags (e.g. --collector.rtt.sample-every=1) go after "--".
 """
@@ -77,6 +78,18 @@ def nginx(port=5480):
             proc.wait()
 
 
+_loop_ports = iter(range(5500, 6500))
+
+
+def churn_loop(binary, count):
+    """Seconds bench/net_churn_loop.c takes for count connections on the last CPU (the exporter, started
+    by the caller, may run on the others)."""
+    cpu = str(os.cpu_count() - 1)
+    out = subprocess.run(["taskset", "-c", cpu, binary, str(count), str(next(_loop_ports))],
+                         capture_output=True, text=True, check=True).stdout
+    return float(out)
+
+
 def busy_cpu_seconds():
     """CPU time spent by all CPUs so far, steal and idle left out (/proc/stat, user to softirq)."""
     with open("/proc/stat") as f:
@@ -117,8 +130,9 @@ def soak(exporter, seconds, rate, peers=50, ports=(5401, 5402, 5403, 5404), ever
     and closes); prints series, map entries and RSS of the exporter every `every` seconds."""
     srv = subprocess.Popen([sys.executable, "-c", SOAK_SERVER, *map(str, ports)], stdout=subprocess.PIPE, text=True)
     assert srv.stdout.readline().strip() == "ready"
-    print("| elapsed s | connections | conn/s | /metrics lines | scry_net_* series | conns map | socks map | RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| elapsed s | connections | conn/s | /metrics lines | scry_net_* series | conns map | socks table | "
+          "socks_spill | RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     start = time.monotonic()
     n, next_report = 0, every
     try:
@@ -128,9 +142,9 @@ def soak(exporter, seconds, rate, peers=50, ports=(5401, 5402, 5403, 5404), ever
                 m = exporter.scrape()
                 entries = {dict(ls)["map"]: v for ls, v in m.series("scry_bpf_map_entries").items()}
                 net = sum(1 for line in m.text.splitlines() if line.startswith("scry_net_"))
-                print("| %.0f | %d | %.0f | %d | %d | %d | %d | %d |" % (
+                print("| %.0f | %d | %.0f | %d | %d | %d | %d | %d | %d |" % (
                     elapsed, n, n / elapsed, len(m.text.splitlines()), net, entries.get("conns", -1),
-                    entries.get("socks", -1), rss(exporter.proc.pid)), flush=True)
+                    entries.get("socks", -1), entries.get("socks_spill", -1), rss(exporter.proc.pid)), flush=True)
                 next_report += every
                 if elapsed >= seconds:
                     return
@@ -169,6 +183,10 @@ def main():
     ap.add_argument("--floor", action="store_true",
                     help="also run the workloads with an empty program on each of scry-net's tracepoints "
                     "(bench/net_floor.bpf.c; needs clang): what the hooks cost before any of scry-net's work")
+    ap.add_argument("--loop", type=int, default=0, metavar="N",
+                    help="also time N connections of bench/net_churn_loop.c (needs cc) in each arm: both ends of "
+                    "each connection on one CPU and nothing else, so the microseconds scry-net adds per "
+                    "connection show with little noise (the fastest run of each arm is compared)")
     ap.add_argument("flags", nargs="*", help="extra exporter flags (after --)")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -180,7 +198,8 @@ def main():
             soak(e, a.soak, a.rate)
         return
     arms = ["without"] + (["empty programs"] if a.floor else []) + bins
-    runs = {arm: {"iperf": [], "churn": [], "cpu": []} for arm in arms}  # cpu: churn's us per connection
+    # cpu: churn's us per connection; loop: net_churn_loop seconds
+    runs = {arm: {"iperf": [], "churn": [], "cpu": [], "loop": []} for arm in arms}
     per_hook, bpf_per_conn, series = {}, {}, []
 
     def run(arm, url):
@@ -188,8 +207,14 @@ def main():
         rate, cpu = churn(url, a.duration)
         runs[arm]["churn"].append(rate)
         runs[arm]["cpu"].append(cpu)
+        if a.loop:
+            runs[arm]["loop"].append(churn_loop(loop_bin, a.loop))
 
-    with nginx() as url:
+    with tempfile.TemporaryDirectory() as tmp, nginx() as url:
+        loop_bin = os.path.join(tmp, "net_churn_loop")
+        if a.loop:
+            subprocess.run(["cc", "-O2", "-o", loop_bin, os.path.join(os.path.dirname(__file__), "net_churn_loop.c")],
+                           check=True)
         for _ in range(a.repeats):
             run("without", url)
             if a.floor:
@@ -245,6 +270,20 @@ def main():
             print("| %s | %s | %.2f | %+.1f%% | %s | %s |" % (
                 what, label[arm], statistics.median(xs), (statistics.median(xs) - x0) / x0 * 100,
                 "%+.1f%%" % paired if arm != "without" else "", " ".join("%.4g" % v for v in xs)))
+    if a.loop:
+        print()
+        print("bench/net_churn_loop.c, %d connections: fastest and median run; us added per connection (both "
+              "ends), from the fastest runs and as the median of each repeat's difference" % a.loop)
+        print()
+        print("| arm | fastest s | median s | us/connection added (fastest) | (paired) | runs |")
+        print("|---|---|---|---|---|---|")
+        x0 = min(runs["without"]["loop"])
+        for arm in arms:
+            xs = runs[arm]["loop"]
+            paired = statistics.median(x - y for x, y in zip(xs, runs["without"]["loop"])) / a.loop * 1e6
+            print("| %s | %.3f | %.3f | %+.2f | %+.2f | %s |" % (
+                label[arm], min(xs), statistics.median(xs), (min(xs) - x0) / a.loop * 1e6, paired,
+                " ".join("%.3f" % v for v in xs)))
     print()
     print("after each churn run: /metrics lines, RSS MiB: %s" % series)
 

@@ -62,7 +62,7 @@ struct net_sock {
  * spill hash. User space sizes the table (a power of two of buckets); these are the defaults. */
 #define NET_SOCK_WAYS 7
 #define NET_SOCK_BUCKETS 16384
-#define NET_SOCK_SPILL 16384
+#define NET_SOCK_SPILL 8192
 
 struct net_sock_tags {
 	__u64 sk[NET_SOCK_WAYS];

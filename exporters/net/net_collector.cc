@@ -400,16 +400,24 @@ uint64_t CountTrackedSockets(const BpfObject& bpf) {
   std::vector<uint32_t> keys(1024);
   std::vector<net_sock_tags> tags(keys.size());
   uint64_t used = 0;
+  auto count_used = [&](const net_sock_tags& bucket) {
+    for (__u64 sk : bucket.sk) used += sk != 0;
+  };
   uint32_t position = 0;
   for (bool first = true;; first = false) {
     uint32_t count = keys.size();
     int err = bpf_map_lookup_batch(fd, first ? nullptr : &position, &position, keys.data(), tags.data(), &count,
                                    nullptr);
-    if (err && errno != ENOENT) return used;
-    for (uint32_t i = 0; i < count; i++)
-      for (__u64 sk : tags[i].sk) used += sk != 0;
-    if (err) return used;  // ENOENT: the last batch
+    if (err && errno != ENOENT) break;  // kernels before 5.6 have no batch lookup
+    for (uint32_t i = 0; i < count; i++) count_used(tags[i]);
+    if (err) return used;  // ENOENT: that was the last batch
   }
+  used = 0;
+  net_sock_tags bucket;
+  uint32_t buckets = bpf_map__max_entries(bpf_object__find_map_by_name(bpf.object(), "sock_tags"));
+  for (uint32_t key = 0; key < buckets; key++)
+    if (bpf_map_lookup_elem(fd, &key, &bucket) == 0) count_used(bucket);
+  return used;
 }
 
 uint64_t ParseNetnsLink(const std::string& target) {
