@@ -8,12 +8,11 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "net.h"
 #include "scry/bpf_maps.h"
+#include "scry/files.h"
 #include "scry/histogram.h"
 #include "scry/log.h"
 #include "scry/metrics.h"
@@ -58,13 +57,6 @@ std::string GroupKey(const Labels& labels) {
   std::string key;
   for (const auto& l : labels) key += l.value + '\x1f';
   return key;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 }  // namespace
@@ -464,7 +456,7 @@ std::vector<prometheus::MetricFamily> NetstatCollector::Collect() const {
                           "of the network namespace, read from procfs).",
                           MetricType::Counter);
   for (const auto& [inode, pid] : netns_pid_) {
-    auto stats = ParseProcNetStats(ReadFile(proc_ + "/" + std::to_string(pid) + "/net/netstat"));
+    auto stats = ParseProcNetStats(ReadFileContent(proc_ + "/" + std::to_string(pid) + "/net/netstat").value_or(""));
     auto tcp = stats.find("TcpExt");
     if (tcp == stats.end()) continue;  // the process went: the next scan finds another
     Labels labels{{"netns", std::to_string(inode)}, {"source", "procfs"}};
