@@ -37,8 +37,12 @@ const volatile bool kfree_skb_has_rx_sk = false; /* kfree_skb passes the receivi
  * by its lock, so nothing else writes its slot meanwhile. A socket whose bucket is full goes to the
  * socks_spill hash, which is looked up only for buckets that have sockets there. Array lookups are
  * inlined: a hash map's update and delete cost about 300 ns per socket (socket local storage, 1.3 us;
- * see bench/README.md). User space sizes the table (--bpf.tracked-sockets). */
+ * see bench/README.md). User space sizes the table (--bpf.tracked-sockets) and, on kernels without BPF
+ * atomics, keeps every socket in the hash (--bpf.socket-table). */
 const volatile __u32 sock_bucket_mask = NET_SOCK_BUCKETS - 1;
+/* false on kernels without BPF atomics (before 5.12): every tracked socket is in socks_spill, and the
+ * compare-and-swap below is dead code the verifier never sees */
+const volatile bool sock_table = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -224,6 +228,8 @@ static __always_inline struct net_sock *sock_find(struct sock *sk, struct sock_r
 	ref->tag = NULL;
 	if (!ref->addr)
 		return NULL;
+	if (!sock_table)
+		return bpf_map_lookup_elem(&socks_spill, &ref->addr);
 	tags = ref->bucket = sock_bucket(ref->addr, &ref->index);
 	if (!tags)
 		return NULL;
@@ -245,11 +251,10 @@ static __always_inline struct net_sock *sock_get(struct sock *sk)
 /* Ends the tracking of the socket found by sock_find (its state is not used after). */
 static __always_inline void sock_release(struct sock_ref *ref)
 {
-	if (ref->tag) {
+	if (ref->tag)
 		*(volatile __u64 *)ref->tag = 0;
-	} else if (ref->bucket && !bpf_map_delete_elem(&socks_spill, &ref->addr)) {
+	else if (!bpf_map_delete_elem(&socks_spill, &ref->addr) && ref->bucket)
 		__sync_fetch_and_add(&ref->bucket->spilled, -1);
-	}
 }
 
 /* Starts tracking sk with state ns (again, if it was: a socket may connect again after a failure). */
@@ -263,20 +268,22 @@ static __always_inline void track(struct sock *sk, const struct net_sock *ns)
 		*s = *ns;
 		return;
 	}
-	if (!ref.bucket)
+	if (!ref.addr)
 		return;
-	for (i = 0; i < NET_SOCK_WAYS; i++)
-		if (!ref.bucket->sk[i] && __sync_val_compare_and_swap(&ref.bucket->sk[i], 0, ref.addr) == 0)
-			break;
-	if (i < NET_SOCK_WAYS) {
-		s = sock_slot(ref.index, i);
-		if (s)
-			*s = *ns;
-		return;
+	if (sock_table && ref.bucket) {
+		for (i = 0; i < NET_SOCK_WAYS; i++)
+			if (!ref.bucket->sk[i] && __sync_val_compare_and_swap(&ref.bucket->sk[i], 0, ref.addr) == 0)
+				break;
+		if (i < NET_SOCK_WAYS) {
+			s = sock_slot(ref.index, i);
+			if (s)
+				*s = *ns;
+			return;
+		}
 	}
 	if (bpf_map_update_elem(&socks_spill, &ref.addr, ns, BPF_NOEXIST))
 		scry_count_lost(&lost_events, NET_LOST_SOCKS_FULL);
-	else
+	else if (ref.bucket)
 		__sync_fetch_and_add(&ref.bucket->spilled, 1);
 }
 

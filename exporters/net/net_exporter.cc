@@ -6,6 +6,7 @@
 #include "net.skel.h"
 #include "net_collector.h"
 #include "scry/errors.h"
+#include "scry/log.h"
 
 namespace po = boost::program_options;
 
@@ -13,6 +14,20 @@ namespace scry::net {
 
 const ExporterInfo kInfo{"net", "TCP connections, latency, retransmits, resets and drops per workload and peer, from eBPF.",
                          9651};
+
+namespace {
+
+// Whether tracked sockets go in the table of arrays (else all in the hash), from --bpf.socket-table.
+bool UseSocketTable(const std::string& choice) {
+  if (choice == "array") return true;
+  if (choice == "hash") return false;
+  if (choice != "auto") throw UsageError("--bpf.socket-table must be auto, array or hash, not \"" + choice + "\"");
+  if (KernelHasBpfAtomics()) return true;
+  log::Info("the kernel has no BPF atomics: tracked connections are kept in a hash map");
+  return false;
+}
+
+}  // namespace
 
 void NetExporter::AddOptions(po::options_description& desc) {
   desc.add_options()
@@ -40,7 +55,11 @@ void NetExporter::AddOptions(po::options_description& desc) {
     ("bpf.tracked-sockets", po::value<uint32_t>()->default_value(NET_SOCK_BUCKETS * 4),
      "Connections the BPF table tracks at once (from connect() or the handshake until the close); more are "
      "not counted (scry_lost_events_total{reason=\"socks_map_full\"}). Allocated at start: about 120 bytes "
-     "each.");
+     "each.")
+    ("bpf.socket-table", po::value<std::string>()->default_value("auto"),
+     "Where tracked connections are kept: array (buckets of slots claimed with a compare-and-swap; needs BPF "
+     "atomics, kernel 5.12+), hash (a hash map: about 0.3 us more per connection), or auto (array where the "
+     "kernel has BPF atomics, else hash).");
   Workloads::AddOptions(desc);
 }
 
@@ -76,14 +95,22 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
       {"socket_files", "sockets", {"socket_files"}},
   };
   spec.lost_reasons = {"socks_map_full", "conns_map_full", "listeners_map_full", "drops_map_full"};
-  // Buckets of 7 slots, at least 1.75 slots per connection. With all the connections open, about 2% of
-  // them find their bucket full (random placement); the spill hash takes an eighth.
-  const uint32_t buckets = std::bit_ceil((tracked + 3) / 4);
-  spec.max_entries["sock_tags"] = buckets;
-  spec.max_entries["socks"] = buckets * NET_SOCK_WAYS;
-  spec.max_entries["socks_spill"] = tracked / 8;
-  spec.SetConst<uint32_t>("sock_bucket_mask", buckets - 1);
-  spec.used_entries["socks"] = CountTrackedSockets;
+  if (UseSocketTable(vm["bpf.socket-table"].as<std::string>())) {
+    // Buckets of 7 slots, at least 1.75 slots per connection. With all the connections open, about 2% of
+    // them find their bucket full (random placement); the spill hash takes an eighth.
+    const uint32_t buckets = std::bit_ceil((tracked + 3) / 4);
+    spec.max_entries["sock_tags"] = buckets;
+    spec.max_entries["socks"] = buckets * NET_SOCK_WAYS;
+    spec.max_entries["socks_spill"] = tracked / 8;
+    spec.SetConst<uint32_t>("sock_bucket_mask", buckets - 1);
+    spec.used_entries["socks"] = CountTrackedSockets;
+  } else {
+    spec.max_entries["sock_tags"] = 1;
+    spec.max_entries["socks"] = NET_SOCK_WAYS;
+    spec.max_entries["socks_spill"] = tracked;
+    spec.SetConst<uint32_t>("sock_bucket_mask", 0);
+    spec.SetConst<bool>("sock_table", false);
+  }
   if (!vm["collector.rtt"].as<bool>()) spec.disabled_features.push_back("rtt");
   if (!vm["collector.drops"].as<bool>()) spec.disabled_features.push_back("drops");
 

@@ -1,14 +1,17 @@
 #include "scry/bpf_loader.h"
 
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <malloc.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <iterator>
 #include <memory>
 
 #include "scry/errors.h"
@@ -356,6 +359,22 @@ bool BtfHas(int kind, const std::string& name, const std::string& member, const 
   }
   btf__free(btf);
   return found;
+}
+
+bool KernelHasBpfAtomics() {
+  // r0 = 0; *(u64 *)(r10 - 8) = r0; r1 = 1; r0 = cmpxchg((u64 *)(r10 - 8), r0, r1); r0 = 0; exit
+  const bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_STX | BPF_MEM | BPF_DW, BPF_REG_10, BPF_REG_0, -8, 0},
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_1, 0, 0, 1},
+      {BPF_STX | BPF_ATOMIC | BPF_DW, BPF_REG_10, BPF_REG_1, -8, BPF_CMPXCHG},
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  int fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "scry_atomics", "GPL", insns, std::size(insns), nullptr);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
 }
 
 void EnsureTracefs() {

@@ -159,6 +159,17 @@ class NetTest(unittest.TestCase):
         NetTest.port += 1
         self.port = NetTest.port
 
+    def hold(self, n, tag):
+        """n connections held open between two workloads of their own; (client labels, server labels, the
+        client process, the server process) once all are open."""
+        server_cg, server_label = self.w.cgroup(tag + "srv")
+        client_cg, client_label = self.w.cgroup(tag + "cli")
+        server = self.w.start(SERVER_NS, server_cg, "serve", self.port, "hold", 4096)
+        client = self.w.start(CLIENT_NS, client_cg, "hold", SERVER_IP, self.port, n)
+        self.assertEqual(client.stdout.readline().strip(), "held")
+        return (dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port)),
+                dict(cgroup=server_label, direction="server", peer="", port=str(self.port)), client, server)
+
     def scrape_until(self, fn, timeout=20):
         """Scrapes until fn(metrics) is true (labels of new cgroups come with a later scrape)."""
         box = {}
@@ -624,17 +635,6 @@ class TrackedSockets(NetTest):
     counted once as lost."""
     exporter_args = ("--bpf.tracked-sockets=1024",)
 
-    def hold(self, n, tag):
-        """n connections held open between two workloads of their own; (client labels, server labels, the
-        client process, the server process) once all are open."""
-        server_cg, server_label = self.w.cgroup(tag + "srv")
-        client_cg, client_label = self.w.cgroup(tag + "cli")
-        server = self.w.start(SERVER_NS, server_cg, "serve", self.port, "hold", 4096)
-        client = self.w.start(CLIENT_NS, client_cg, "hold", SERVER_IP, self.port, n)
-        self.assertEqual(client.stdout.readline().strip(), "held")
-        return (dict(cgroup=client_label, direction="client", peer=SERVER_IP, port=str(self.port)),
-                dict(cgroup=server_label, direction="server", peer="", port=str(self.port)), client, server)
-
     def test_sockets_past_their_bucket_are_tracked_in_the_spill_hash(self):
         # 1,000 sockets in 256 buckets: some buckets overflow (all stay at 7 or fewer with a chance of
         # 1 in 100,000), and about 20 sockets spill, far from the 128 the spill hash holds
@@ -683,6 +683,27 @@ class TrackedSockets(NetTest):
         client_proc.communicate("\n", timeout=60)
 
 
+class SocketTableHash(NetTest):
+    """--bpf.socket-table=hash, what kernels without BPF atomics get: every tracked socket in the hash."""
+    exporter_args = ("--bpf.socket-table=hash",)
+
+    def test_connections_are_tracked_in_the_hash(self):
+        n = 200
+        client, server, client_proc, server_proc = self.hold(n, "hash")
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_opened_total", 0, **server) >= n)
+        for side in (client, server):
+            self.assertEqual(m.get("scry_net_connections_opened_total", **side), n, side)
+        self.assertGreaterEqual(m.get("scry_bpf_map_entries", map="socks_spill"), 2 * n)
+        self.assertEqual(m.get("scry_bpf_map_capacity", map="socks_spill"), 65536)
+        self.assertIsNone(m.get("scry_bpf_map_entries", None, map="socks"))  # no table
+        client_proc.communicate("\n", timeout=60)
+        server_proc.kill()
+        m = self.scrape_until(lambda m: m.get("scry_net_connections_closed_total", 0, **server) >= n)
+        for side in (client, server):
+            self.assertEqual(m.get("scry_net_connections_closed_total", **side), n, side)
+        self.assertLess(m.get("scry_bpf_map_entries", map="socks_spill"), n)
+
+
 class FallbackModes(unittest.TestCase):
     """Connections counted the same with raw_tp and classic tracepoint programs; in tracepoint mode the
     features without a tracepoint program are unavailable and export nothing."""
@@ -729,7 +750,7 @@ class CheckAndBadInput(unittest.TestCase):
 
     def test_bad_flags_exit_2_with_one_line(self):
         for flag in ("--collector.peers.max=0", "--collector.rtt.sample-every=0", "--collector.peers.expiry=soon",
-                     "--bpf.tracked-sockets=100"):
+                     "--bpf.tracked-sockets=100", "--bpf.socket-table=list"):
             r = subprocess.run([os.path.join(scrylib.BIN_DIR, "scry-net"), flag], capture_output=True, text=True,
                                timeout=60)
             self.assertEqual(r.returncode, 2, flag)

@@ -134,6 +134,10 @@ class BpfObject {
 // void *__data), or -1 if the kernel's BTF does not describe it. Used to pick between signatures.
 int TracepointArgCount(const std::string& tracepoint, const std::string& btf_path = "");
 
+// Whether the kernel's verifier takes BPF atomic read-modify-write instructions (compare-and-swap, fetch
+// and add: kernel 5.12+), by loading a program with one.
+bool KernelHasBpfAtomics();
+
 // Whether the kernel's BTF (or btf_path) has `name` of this BTF kind (BTF_KIND_STRUCT, BTF_KIND_VAR...) and,
 // when member is not empty, a struct/union member of that name. For choices no CO-RE check can make in
 // the loader, e.g. whether a per-CPU kernel variable can be used as a ksym.
