@@ -58,7 +58,7 @@ void NetExporter::AddOptions(po::options_description& desc) {
      "each.")
     ("bpf.socket-table", po::value<std::string>()->default_value("auto"),
      "Where tracked connections are kept: array (buckets of slots claimed with a compare-and-swap; needs BPF "
-     "atomics, kernel 5.12+), hash (a hash map: about 0.3 us more per connection), or auto (array where the "
+     "atomics, kernel 5.12+), hash (a hash map: about 1 us more per connection, both ends), or auto (array where the "
      "kernel has BPF atomics, else hash).");
   Workloads::AddOptions(desc);
 }

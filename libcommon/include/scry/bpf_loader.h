@@ -135,7 +135,8 @@ class BpfObject {
 int TracepointArgCount(const std::string& tracepoint, const std::string& btf_path = "");
 
 // Whether the kernel's verifier takes BPF atomic read-modify-write instructions (compare-and-swap, fetch
-// and add: kernel 5.12+), by loading a program with one.
+// and add: kernel 5.12+), by loading a program with one; true also when no program can be loaded (no
+// privilege), where the exporter's own load then fails with the reason.
 bool KernelHasBpfAtomics();
 
 // Whether the kernel's BTF (or btf_path) has `name` of this BTF kind (BTF_KIND_STRUCT, BTF_KIND_VAR...) and,
