@@ -653,7 +653,8 @@ class TrackedSockets(NetTest):
         for side in (client, server):
             self.assertEqual(m.get("scry_net_connections_closed_total", **side), n, side)
             self.assertEqual(m.get("scry_net_connections_active", **side), 0, side)
-        self.assertEqual(m.get("scry_bpf_map_entries", map="socks_spill"), 0)
+        # a scrape's own connection spills when its bucket is full as it connects: the next one's cannot
+        self.assertEqual(self.exporter.scrape().get("scry_bpf_map_entries", map="socks_spill"), 0)
 
     def test_sockets_past_the_table_and_the_spill_hash_are_counted_lost(self):
         # 3,000 sockets for 1,792 slots and 128 spill entries
