@@ -397,10 +397,11 @@ def _sigterm(signum, frame):
 
 
 def run_qemu(args, kernel, initrd, console_log):
-    append = "console=ttyS0 panic=-1 quiet"
+    # a CPU stuck in the kernel for 20 s panics, which ends qemu, instead of hanging until the run timeout
+    append = "console=ttyS0 panic=-1 softlockup_panic=1 quiet"
     if args.append:
         append += " " + args.append
-    cmd = [args.qemu, "-accel", "tcg", "-m", str(args.mem), "-smp", str(args.smp),
+    cmd = [args.qemu, "-accel", "tcg,thread=" + args.tcg_thread, "-m", str(args.mem), "-smp", str(args.smp),
            "-nographic", "-no-reboot", "-nic", "none", "-vga", "none", "-kernel", kernel, "-initrd", initrd,
            "-append", append] + args.qemu_arg
     if args.verbose:
@@ -523,6 +524,10 @@ def main():
     ap.add_argument("--exit-grace", type=float, default=10, help=argparse.SUPPRESS)
     ap.add_argument("--mem", type=int, default=1024, help="guest memory, MiB")
     ap.add_argument("--smp", type=int, default=2, help="guest CPUs")
+    ap.add_argument("--tcg-thread", choices=["single", "multi"],
+                    default=os.environ.get("SCRY_VM_TCG_THREAD", "single"),
+                    help="single: all guest CPUs on one host thread (default: multi-threaded TCG hangs the "
+                         "guest while the kernel patches its text); multi: one host thread per guest CPU (env SCRY_VM_TCG_THREAD)")
     ap.add_argument("--append", default="", help="extra kernel command line")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--qemu-arg", action="append", default=[], help="extra qemu argument (repeatable)")
