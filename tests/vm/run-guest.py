@@ -526,8 +526,9 @@ def main():
     ap.add_argument("--smp", type=int, default=2, help="guest CPUs")
     ap.add_argument("--tcg-thread", choices=["single", "multi"],
                     default=os.environ.get("SCRY_VM_TCG_THREAD", "single"),
-                    help="single: all guest CPUs on one host thread (default: multi-threaded TCG hangs the "
-                         "guest while the kernel patches its text); multi: one host thread per guest CPU (env SCRY_VM_TCG_THREAD)")
+                    help="TCG threads (env SCRY_VM_TCG_THREAD): single (default), all guest CPUs on one host "
+                         "thread; multi, one per guest CPU, which often hangs the guest while its kernel "
+                         "patches its text")
     ap.add_argument("--append", default="", help="extra kernel command line")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--qemu-arg", action="append", default=[], help="extra qemu argument (repeatable)")
