@@ -11,12 +11,14 @@ without steal time): the steadier figure on a shared machine.
   sudo python3 bench/net.py --soak 600 --rate 2000   # churn at a fixed rate: series, map entries, RSS over time
   sudo python3 bench/net.py --floor   # also with empty programs on the same tracepoints
   sudo python3 bench/net.py --loop 20000   # also bench/net_churn_loop.c: the cost per connection, precisely
+  sudo python3 bench/net.py --interleave 300   # the churn's loss, its arms alternated every 0.2 s
 
 Extra exporter flags (e.g. --collector.rtt.sample-every=1) go after "--".
 """
 import argparse
 import contextlib
 import os
+import random
 import re
 import socket
 import statistics
@@ -162,6 +164,66 @@ def soak(exporter, seconds, rate, peers=50, ports=(5401, 5402, 5403, 5404), ever
         srv.wait()
 
 
+def passive_opens():
+    """Connections accepted in this network namespace so far (/proc/net/snmp, Tcp PassiveOpens)."""
+    with open("/proc/net/snmp") as f:
+        names, values = [line.split() for line in f if line.startswith("Tcp:")]
+    return int(values[names.index("PassiveOpens")])
+
+
+def interleave(arms, seconds, phase):
+    """The wrk churn for `seconds` while each arm's programs are attached in turn for `phase` seconds, the
+    arms in a new random order each round: drift of the machine slower than a round hits every arm alike.
+    arms: {name: (libbpf, [programs])}, an empty list for the arm without. Returns {name: [(connections
+    per second, CPU microseconds per connection), one per round]}."""
+    phases = {name: [] for name in arms}
+    with nginx() as url:
+        wrk = subprocess.Popen(["wrk", "-t%d" % os.cpu_count(), "-c32", "-d%ds" % (seconds + 10), url],
+                               stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(1)
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                for name in random.sample(list(arms), len(arms)):
+                    L, progs = arms[name]
+                    links = [L.bpf_program__attach(p) for p in progs]
+                    try:
+                        if not all(links):
+                            sys.exit("cannot attach the programs of %s" % name)
+                        time.sleep(0.02)  # connections opened before the attach are not tracked: let some go
+                        n0, cpu0, t0 = passive_opens(), busy_cpu_seconds(), time.monotonic()
+                        time.sleep(phase)
+                        n1, cpu1, t1 = passive_opens(), busy_cpu_seconds(), time.monotonic()
+                    finally:
+                        for link in links:
+                            if link:
+                                L.bpf_link__destroy(link)
+                    phases[name].append(((n1 - n0) / (t1 - t0), (cpu1 - cpu0) / max(n1 - n0, 1) * 1e6))
+        finally:
+            wrk.kill()
+            wrk.wait()
+    return phases
+
+
+def print_interleaved(phases, seconds, phase):
+    rounds = min(len(v) for v in phases.values())
+    base = phases["without"][:rounds]
+    print("churn for %d s, each arm attached in turn for %.2f s, %d rounds; change: mean of each round's ratio "
+          "to the phase without (standard error)" % (seconds, phase, rounds))
+    print()
+    print("| arm | conn/s | change | CPU us/conn | change |")
+    print("|---|---|---|---|---|")
+    for name, runs in phases.items():
+        runs = runs[:rounds]
+        cells = []
+        for i in (0, 1):
+            ratios = [r[i] / b[i] - 1 for r, b in zip(runs, base)]
+            se = statistics.stdev(ratios) / len(ratios) ** 0.5 if name != "without" else 0
+            cells += ["%.1f" % statistics.mean(r[i] for r in runs),
+                      "%+.2f%% (%.2f)" % (statistics.mean(ratios) * 100, se * 100) if name != "without" else ""]
+        print("| %s | %s |" % (name, " | ".join(cells)))
+
+
 def stats(m):
     runs = {dict(ls)["program"]: v for ls, v in m.series("scry_bpf_program_runs_total").items()}
     ns = {dict(ls)["program"]: v * 1e9 for ls, v in m.series("scry_bpf_program_run_seconds_total").items()}
@@ -187,11 +249,34 @@ def main():
                     help="also time N connections of bench/net_churn_loop.c (needs cc) in each arm: both ends of "
                     "each connection on one CPU and nothing else, so the microseconds scry-net adds per "
                     "connection show with little noise (the fastest run of each arm is compared)")
+    ap.add_argument("--interleave", type=int, default=0, metavar="SECONDS",
+                    help="instead of the A/B runs: the churn for SECONDS while the empty programs and scry-net's "
+                    "(the net.bpf.o of each --bin's build, loaded through libbpf with the defaults it was built "
+                    "with, no exporter) are attached in turn, --phase seconds each, with phases of nothing attached "
+                    "among them")
+    ap.add_argument("--phase", type=float, default=0.2, help="seconds each arm is attached in --interleave")
     ap.add_argument("flags", nargs="*", help="extra exporter flags (after --)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root")
     bins = [os.path.abspath(b) for b in a.bin] or [os.path.join(scrylib.BIN_DIR, "scry-net")]
+    if a.interleave:
+        floor = probes.load("net_floor.bpf.c")
+        if not floor:
+            sys.exit("cannot load the empty programs")
+        arms = {"without": (floor[0], []), "empty programs": (floor[0], [p for _, p in floor[2]])}
+        for b in bins:
+            # the build tree's object, as the binary embeds it: <build>/bin/scry-net, <build>/exporters/net/bpf
+            path = os.path.join(os.path.dirname(os.path.dirname(b)), "exporters", "net", "bpf", "net.bpf.o")
+            obj = probes.load_object(path)
+            if not obj:
+                sys.exit("cannot load %s" % path)
+            L, _, progs = obj
+            # the exporter's choice on a kernel with BTF: the tp_btf programs
+            arms[b if len(bins) > 1 else "scry-net"] = (L, [p for _, p in progs
+                                                            if L.bpf_program__section_name(p).startswith(b"tp_btf/")])
+        print_interleaved(interleave(arms, a.interleave, a.phase), a.interleave, a.phase)
+        return
     if a.soak:
         scrylib.BIN_DIR = os.path.dirname(bins[0])
         with scrylib.Exporter("net", *a.flags) as e:

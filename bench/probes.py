@@ -27,6 +27,8 @@ class Libbpf:
         L.bpf_program__name.restype = ctypes.c_char_p
         L.bpf_program__name.argtypes = [ctypes.c_void_p]
         L.bpf_program__fd.argtypes = [ctypes.c_void_p]
+        L.bpf_program__section_name.restype = ctypes.c_char_p
+        L.bpf_program__section_name.argtypes = [ctypes.c_void_p]
         L.bpf_program__attach.restype = ctypes.c_void_p
         L.bpf_program__attach.argtypes = [ctypes.c_void_p]
         L.bpf_link__destroy.argtypes = [ctypes.c_void_p]
@@ -61,11 +63,19 @@ def load(source):
         if r.returncode:
             print("cannot build bench/%s: %s" % (source, r.stderr[-300:]))
             return None
-        L = Libbpf().lib
-        obj = L.bpf_object__open_file(obj_path.encode(), None)
-        if not obj or L.bpf_object__load(obj) != 0:
-            print("cannot load bench/%s" % source)
-            return None
+        return load_object(obj_path)
+
+
+def load_object(path):
+    """(libbpf, object, [(name, program)]) of the BPF object file at path, loaded with the defaults it was
+    built with, or None (with the reason printed) when it cannot be."""
+    L = Libbpf().lib
+    obj = L.bpf_object__open_file(path.encode(), None)
+    if not obj or L.bpf_object__load(obj) != 0:
+        print("cannot load %s" % path)
+        if obj:
+            L.bpf_object__close(obj)
+        return None
     progs, p = [], None
     while True:
         p = L.bpf_object__next_program(obj, p)
