@@ -713,9 +713,9 @@ def run_guest(run, binaries):
         if modules:
             cmd += ["--module", ",".join(modules)]
         t = time.monotonic()
-        # Under multi-threaded TCG the 6.1 guest was seen, in a quarter to half of the boots, to oops with a call to
-        # address 0 from a caller of a function a kprobe had just been placed on, or to lock up both CPUs
-        # while attaching or detaching programs (the kernel's text patching; no BPF frame on the stack).
+        # Under multi-threaded TCG the 6.1 guest was seen, in a quarter to half of the boots, to oops with a
+        # call to address 0 from a caller of a function a kprobe had just been placed on, or to lock up both
+        # CPUs while attaching or detaching programs (the kernel's text patching; no BPF frame on the stack).
         # run-guest.py runs all guest CPUs on one host thread now, where none of this was seen; should a
         # boot still crash, panic or hang, it is tried again, once, and said so in the log; a crash or a
         # hang that repeats fails the test.
