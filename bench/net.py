@@ -12,6 +12,7 @@ without steal time): the steadier figure on a shared machine.
   sudo python3 bench/net.py --floor   # also with empty programs on the same tracepoints
   sudo python3 bench/net.py --loop 20000   # also bench/net_churn_loop.c: the cost per connection, precisely
   sudo python3 bench/net.py --interleave 300   # the churn's loss, its arms alternated every 0.2 s
+  sudo python3 bench/net.py --interleave 600 --busy 110   # and a program that only spins, for comparison
 
 Extra exporter flags (e.g. --collector.rtt.sample-every=1) go after "--".
 """
@@ -205,14 +206,45 @@ def interleave(arms, seconds, phase):
     return phases
 
 
-def print_interleaved(phases, seconds, phase):
+def program_time(arms, seconds=3):
+    """{arm: BPF time per connection in ns} of each arm's programs under the churn, attached alone with the
+    kernel's BPF stats on (they add two clock reads to every run: the arms compare, the loss does not)."""
+    times = {}
+    with nginx() as url:
+        for name, (L, progs) in arms.items():
+            if not progs:
+                continue
+            stats = L.bpf_enable_stats(0)  # BPF_STATS_RUN_TIME, until the fd is closed
+            links = [L.bpf_program__attach(p) for p in progs]
+            try:
+                time.sleep(0.02)
+                n0, ns0 = passive_opens(), sum(run_time_ns(L, p) for p in progs)
+                churn(url, seconds)
+                n1, ns1 = passive_opens(), sum(run_time_ns(L, p) for p in progs)
+                times[name] = (ns1 - ns0) / max(n1 - n0, 1)
+            finally:
+                for link in links:
+                    if link:
+                        L.bpf_link__destroy(link)
+                if stats >= 0:
+                    os.close(stats)
+    return times
+
+
+def run_time_ns(L, prog):
+    with open("/proc/self/fdinfo/%d" % L.bpf_program__fd(prog)) as f:
+        return int(next(line for line in f if line.startswith("run_time_ns:")).split()[1])
+
+
+def print_interleaved(phases, times, seconds, phase):
     rounds = min(len(v) for v in phases.values())
     base = phases["without"][:rounds]
     print("churn for %d s, each arm attached in turn for %.2f s, %d rounds; change: mean of each round's ratio "
-          "to the phase without (standard error)" % (seconds, phase, rounds))
+          "to the phase without (standard error); BPF time: per connection, both ends, with BPF stats, "
+          "each arm alone for 3 s after" % (seconds, phase, rounds))
     print()
-    print("| arm | conn/s | change | CPU us/conn | change |")
-    print("|---|---|---|---|---|")
+    print("| arm | conn/s | change | CPU us/conn | change | BPF ns/conn |")
+    print("|---|---|---|---|---|---|")
     for name, runs in phases.items():
         runs = runs[:rounds]
         cells = []
@@ -221,6 +253,7 @@ def print_interleaved(phases, seconds, phase):
             se = statistics.stdev(ratios) / len(ratios) ** 0.5 if name != "without" else 0
             cells += ["%.1f" % statistics.mean(r[i] for r in runs),
                       "%+.2f%% (%.2f)" % (statistics.mean(ratios) * 100, se * 100) if name != "without" else ""]
+        cells.append("%.0f" % times[name] if name in times else "")
         print("| %s | %s |" % (name, " | ".join(cells)))
 
 
@@ -255,6 +288,10 @@ def main():
                     "with, no exporter) are attached in turn, --phase seconds each, with phases of nothing attached "
                     "among them")
     ap.add_argument("--phase", type=float, default=0.2, help="seconds each arm is attached in --interleave")
+    ap.add_argument("--busy", type=int, action="append", default=[], metavar="ROUNDS",
+                    help="in --interleave, one more arm: the empty programs, but the inet_sock_set_state one spins "
+                    "ROUNDS rounds of arithmetic on the six state changes scry-net works on (program time that "
+                    "touches no memory); repeat for more arms")
     ap.add_argument("flags", nargs="*", help="extra exporter flags (after --)")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -265,6 +302,11 @@ def main():
         if not floor:
             sys.exit("cannot load the empty programs")
         arms = {"without": (floor[0], []), "empty programs": (floor[0], [p for _, p in floor[2]])}
+        for rounds in a.busy:
+            busy = probes.load("net_floor.bpf.c", ["BUSY_ROUNDS=%d" % rounds])
+            if not busy:
+                sys.exit("cannot load the busy programs")
+            arms["busy %d rounds" % rounds] = (busy[0], [p for _, p in busy[2]])
         for b in bins:
             # the build tree's object, as the binary embeds it: <build>/bin/scry-net, <build>/exporters/net/bpf
             path = os.path.join(os.path.dirname(os.path.dirname(b)), "exporters", "net", "bpf", "net.bpf.o")
@@ -275,7 +317,8 @@ def main():
             # the exporter's choice on a kernel with BTF: the tp_btf programs
             arms[b if len(bins) > 1 else "scry-net"] = (L, [p for _, p in progs
                                                             if L.bpf_program__section_name(p).startswith(b"tp_btf/")])
-        print_interleaved(interleave(arms, a.interleave, a.phase), a.interleave, a.phase)
+        phases = interleave(arms, a.interleave, a.phase)
+        print_interleaved(phases, program_time(arms), a.interleave, a.phase)
         return
     if a.soak:
         scrylib.BIN_DIR = os.path.dirname(bins[0])

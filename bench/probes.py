@@ -48,9 +48,9 @@ class Libbpf:
             os.close(fd)
 
 
-def load(source):
-    """(libbpf, object, [(name, program)]) of bench/<source> built and loaded, or None (with the reason
-    printed) when it cannot be."""
+def load(source, defines=()):
+    """(libbpf, object, [(name, program)]) of bench/<source> built (with the preprocessor's `defines`,
+    "NAME=VALUE" each) and loaded, or None (with the reason printed) when it cannot be."""
     clang = shutil.which("clang")
     if not clang:
         print("no clang: skipping the reference probes")
@@ -58,8 +58,8 @@ def load(source):
     with tempfile.TemporaryDirectory() as tmp:
         obj_path = os.path.join(tmp, "probes.bpf.o")
         r = subprocess.run([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
-                            "-I" + os.path.join(REPO, "bpf", "include"), "-c", os.path.join(HERE, source),
-                            "-o", obj_path], capture_output=True, text=True)
+                            "-I" + os.path.join(REPO, "bpf", "include")] + ["-D" + d for d in defines] +
+                           ["-c", os.path.join(HERE, source), "-o", obj_path], capture_output=True, text=True)
         if r.returncode:
             print("cannot build bench/%s: %s" % (source, r.stderr[-300:]))
             return None
