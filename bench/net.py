@@ -206,7 +206,10 @@ def interleave(arms, seconds, phase):
     return phases
 
 
-def program_time(arms, seconds=3):
+PROGRAM_TIME_SECONDS = 3
+
+
+def program_time(arms, seconds=PROGRAM_TIME_SECONDS):
     """{arm: BPF time per connection in ns} of each arm's programs under the churn, attached alone with the
     kernel's BPF stats on (they add two clock reads to every run: the arms compare, the loss does not)."""
     times = {}
@@ -218,9 +221,9 @@ def program_time(arms, seconds=3):
             links = [L.bpf_program__attach(p) for p in progs]
             try:
                 time.sleep(0.02)
-                n0, ns0 = passive_opens(), sum(run_time_ns(L, p) for p in progs)
+                n0, ns0 = passive_opens(), sum(probes.run_stats(L, p)[0] for p in progs)
                 churn(url, seconds)
-                n1, ns1 = passive_opens(), sum(run_time_ns(L, p) for p in progs)
+                n1, ns1 = passive_opens(), sum(probes.run_stats(L, p)[0] for p in progs)
                 times[name] = (ns1 - ns0) / max(n1 - n0, 1)
             finally:
                 for link in links:
@@ -231,17 +234,12 @@ def program_time(arms, seconds=3):
     return times
 
 
-def run_time_ns(L, prog):
-    with open("/proc/self/fdinfo/%d" % L.bpf_program__fd(prog)) as f:
-        return int(next(line for line in f if line.startswith("run_time_ns:")).split()[1])
-
-
 def print_interleaved(phases, times, seconds, phase):
     rounds = min(len(v) for v in phases.values())
     base = phases["without"][:rounds]
     print("churn for %d s, each arm attached in turn for %.2f s, %d rounds; change: mean of each round's ratio "
           "to the phase without (standard error); BPF time: per connection, both ends, with BPF stats, "
-          "each arm alone for 3 s after" % (seconds, phase, rounds))
+          "each arm alone for %d s after" % (seconds, phase, rounds, PROGRAM_TIME_SECONDS))
     print()
     print("| arm | conn/s | change | CPU us/conn | change | BPF ns/conn |")
     print("|---|---|---|---|---|---|")

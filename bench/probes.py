@@ -106,6 +106,13 @@ def attached(source, only=None):
         L.bpf_object__close(obj)
 
 
+def run_stats(L, prog):
+    """(run_time_ns, run_cnt) the kernel has counted for a loaded program (while BPF stats are on)."""
+    with open("/proc/self/fdinfo/%d" % L.bpf_program__fd(prog)) as f:
+        info = dict(line.split(":", 1) for line in f if ":" in line)
+    return int(info["run_time_ns"]), int(info["run_cnt"])
+
+
 def probe_costs(source, work, rounds, alone=False):
     """{program: [ns/event, one per round]} of the programs in bench/<source> while work() runs, or {}
     (with the reason printed) when they cannot be built or loaded. alone: each program attached by
@@ -119,12 +126,7 @@ def probe_costs(source, work, rounds, alone=False):
     stats_fd = L.bpf_enable_stats(0)  # BPF_STATS_RUN_TIME, until the fd is closed
 
     def read(names):
-        out = {}
-        for name in names:
-            with open("/proc/self/fdinfo/%d" % progs_fd[name]) as f:
-                info = dict(line.split(":", 1) for line in f if ":" in line)
-            out[name] = (int(info["run_time_ns"]), int(info["run_cnt"]))
-        return out
+        return {name: run_stats(L, programs[name]) for name in names}
 
     def attach(p):
         link = L.bpf_program__attach(p)
@@ -142,7 +144,7 @@ def probe_costs(source, work, rounds, alone=False):
                 costs.setdefault(name, []).append((after[name][0] - before[name][0]) / n)
 
     try:
-        progs_fd = {name: L.bpf_program__fd(p) for name, p in progs}
+        programs = dict(progs)
         for _ in range(rounds):
             if alone:
                 for name, p in progs:
