@@ -74,13 +74,41 @@ struct {
 	__type(value, __u64);
 } sock_addr_scratch SEC(".maps");
 
+/* Per-peer values, found by number: a tracked socket keeps the number of its series in its slot, so its
+ * events index an array instead of hashing the key (a hash lookup of this key costs about 110 ns; see
+ * bench/README.md). conn_ids gives a key's number and free_conns the numbers not in use: user space fills
+ * it before the programs attach and gives back the numbers of the series it expires, clearing their
+ * values. An entry of conns says whose it is: a socket whose number went to another series finds its
+ * own again by key. Number 0 is never given out; its key stays zero, which no series has (family is
+ * set). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NET_SERIES);
+	__type(key, __u32);
+	__type(value, struct net_series);
+} conns SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__uint(map_flags, BPF_F_NO_PREALLOC); /* values of 1.5 KiB: memory for the peers seen, not the cap */
+	__uint(max_entries, NET_SERIES);
 	__type(key, struct net_conn_key);
-	__type(value, struct net_conn_stats);
-} conns SEC(".maps");
+	__type(value, __u32);
+} conn_ids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, NET_SERIES);
+	__type(value, __u32);
+} free_conns SEC(".maps");
+
+/* The number of a key's series, by a hash of the key: each connection's first event finds it here. A
+ * hint is checked against conns before use, so a stale or torn one costs only the conn_ids lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NET_SERIES_HINTS);
+	__type(key, __u32);
+	__type(value, struct net_series_hint);
+} conn_hints SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -112,6 +140,7 @@ struct net_closed {
 	__u64 sk[NET_CLOSED_RING];
 	__u32 ports[NET_CLOSED_RING]; /* the socket's port pair: a later socket at the same address differs */
 	struct net_conn_key key[NET_CLOSED_RING];
+	__u32 series[NET_CLOSED_RING];
 	__u32 next;
 	__u32 pad;
 };
@@ -125,7 +154,7 @@ struct {
 
 SCRY_DEFINE_LOST_MAP(NET_LOST_NR);
 
-static const struct net_conn_stats zero_stats;
+static const struct net_series zero_series;
 static const __u64 zero_count;
 
 /* A field of a kernel object: a direct load where the pointer is BTF-typed (tp_btf), a CO-RE probe read
@@ -169,13 +198,88 @@ static __always_inline __u32 sock_netns(struct sock *sk, bool btf)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
+_Static_assert(sizeof(struct net_conn_key) == 32, "keys are compared as four words");
+
+static __always_inline bool key_equal(const struct net_conn_key *a, const struct net_conn_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+/* The values of series number id, if it is still key's. */
+static __always_inline struct net_conn_stats *series_at(__u32 id, const struct net_conn_key *key)
+{
+	struct net_series *v = bpf_map_lookup_elem(&conns, &id);
+
+	return v && key_equal(&v->key, key) ? &v->stats : NULL;
+}
+
+/* A new series for key; 0 if every number is in use. */
+static __always_inline __u32 series_new(const struct net_conn_key *key)
+{
+	struct net_series *v;
+	__u32 id, *found;
+
+	if (bpf_map_pop_elem(&free_conns, &id))
+		return 0;
+	/* user space cleared the values when it freed the number, but an event of a socket of the old series
+	 * may have added to them since */
+	bpf_map_update_elem(&conns, &id, &zero_series, BPF_ANY);
+	v = bpf_map_lookup_elem(&conns, &id);
+	if (!v)
+		return 0;
+	v->key = *key;
+	if (!bpf_map_update_elem(&conn_ids, key, &id, BPF_NOEXIST))
+		return id;
+	/* another CPU made the series first */
+	__builtin_memset(&v->key, 0, sizeof(v->key));
+	bpf_map_push_elem(&free_conns, &id, 0);
+	found = bpf_map_lookup_elem(&conn_ids, key);
+	return found ? *found : 0;
+}
+
+/* The values of key's series, starting from the number in *id (where they were last found), which is
+ * updated. */
+static __always_inline struct net_conn_stats *series_stats(const struct net_conn_key *key, __u32 *id)
+{
+	const __u64 *w = (const __u64 *)key;
+	struct net_conn_stats *st = series_at(*id, key);
+	struct net_series_hint *hint;
+	__u32 slot, hinted, *found;
+
+	if (st)
+		return st;
+	slot = (__u32)(((w[0] ^ w[1] ^ w[2] ^ w[3]) * 0x9E3779B97F4A7C15ull) >> 40) & (NET_SERIES_HINTS - 1);
+	hint = bpf_map_lookup_elem(&conn_hints, &slot);
+	if (hint && key_equal(&hint->key, key)) {
+		hinted = hint->series;
+		st = series_at(hinted, key);
+		if (st) {
+			*id = hinted;
+			return st;
+		}
+	}
+	found = bpf_map_lookup_elem(&conn_ids, key);
+	*id = found ? *found : series_new(key);
+	st = series_at(*id, key);
+	if (!st) {
+		scry_count_lost(&lost_events, NET_LOST_CONNS_FULL);
+		return NULL;
+	}
+	if (hint) {
+		hint->key = *key;
+		hint->series = *id;
+	}
+	return st;
+}
+
+/* The values of key's series, for an event that has no socket slot to keep the number in. */
 static __always_inline struct net_conn_stats *conn_stats(const struct net_conn_key *key)
 {
-	struct net_conn_stats *st = scry_lookup_or_init(&conns, key, &zero_stats);
+	__u32 id = 0;
 
-	if (!st)
-		scry_count_lost(&lost_events, NET_LOST_CONNS_FULL);
-	return st;
+	return series_stats(key, &id);
 }
 
 /* The address of sk as a number. Every use of the scratch leaves it 0, so a program that interrupts this
@@ -421,7 +525,7 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 	if (!s)
 		return;
 	if (new == TCP_ESTABLISHED && !s->established) {
-		st = conn_stats(&s->key);
+		st = series_stats(&s->key, &s->series);
 		if (!st)
 			return;
 		s->established = 1;
@@ -445,7 +549,7 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 		__u32 zero = 0;
 		struct net_closed *closed = bpf_map_lookup_elem(&last_closed, &zero);
 
-		st = conn_stats(&s->key);
+		st = series_stats(&s->key, &s->series);
 		if (st && s->established) {
 			__sync_fetch_and_add(&st->closed, 1);
 			add_transfer(st, sk, old, s->key.direction == NET_DIR_CLIENT, btf);
@@ -461,6 +565,7 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 			closed->sk[i] = skp;
 			closed->ports[i] = RD(btf, sk, __sk_common.skc_portpair);
 			closed->key[i] = s->key;
+			closed->series[i] = s->series;
 		}
 		sock_release(&ref); /* the last use of s was above */
 	}
@@ -475,7 +580,7 @@ static __always_inline struct net_conn_stats *tracked_stats(struct sock *sk, boo
 	s = sock_get(sk);
 	if (!s)
 		return NULL;
-	return conn_stats(&s->key);
+	return series_stats(&s->key, &s->series);
 }
 
 /* Segments retransmitted since the last event, from the socket's own count: the kernel counts a
@@ -499,7 +604,7 @@ static __always_inline void on_retransmit(struct sock *sk, bool btf)
 	s->retrans = total; /* under the socket's lock, as every retransmit */
 	if ((__s32)segs <= 0)
 		return; /* nothing sent, or the count was reset (a disconnect) */
-	st = conn_stats(&s->key);
+	st = series_stats(&s->key, &s->series);
 	if (!st)
 		return;
 	__sync_fetch_and_add(&st->retrans_segs, segs);
@@ -537,7 +642,7 @@ static __always_inline void on_reset(struct sock *sk, bool sent, bool btf)
 		for (i = 0; closed && i < NET_CLOSED_RING; i++)
 			if (closed->sk[i] == (__u64)sk && closed->ports[i] == ports) {
 				closed->sk[i] = 0; /* one reset per close */
-				st = conn_stats(&closed->key[i]);
+				st = series_stats(&closed->key[i], &closed->series[i]);
 				break;
 			}
 	}
@@ -575,7 +680,7 @@ static __always_inline void on_probe(struct sock *sk, bool btf)
 	srtt = RD(btf, tp, srtt_us) >> 3;
 	if (!srtt)
 		return;
-	st = conn_stats(&s->key);
+	st = series_stats(&s->key, &s->series);
 	if (!st)
 		return;
 	scry_hist_add_latency(&st->rtt, (__u64)srtt * 1000);

@@ -48,13 +48,32 @@ struct net_conn_stats {
 	struct scry_hist rcv_wnd;     /* this side's advertised receive window, bytes */
 };
 
+/* A series' values where the programs keep them: an array indexed by the series' number, each entry
+ * with the key of the series it holds now (all zero while free). */
+struct net_series {
+	struct net_conn_key key;
+	struct net_conn_stats stats;
+};
+
+/* Series the programs hold at once (the default; user space sizes the maps from --bpf.series), and the
+ * entries of the direct-mapped array that leads a connection's first event from its key to its series. */
+#define NET_SERIES 4096
+#define NET_SERIES_HINTS 4096
+
+struct net_series_hint {
+	struct net_conn_key key;
+	__u32 series;
+	__u32 pad;
+};
+
 /* A socket being tracked (connections seen from their start). */
 struct net_sock {
 	struct net_conn_key key;
 	__u64 start_ns; /* client: when the SYN was sent */
 	__u32 retrans;  /* the socket's total_retrans as last counted */
+	__u32 series;   /* where key's values were last found (0: not looked up yet) */
 	__u8 established;
-	__u8 pad[3];
+	__u8 pad[7];
 };
 
 /* The tracked sockets' table (net.bpf.c): buckets of one cache line, NET_SOCK_WAYS slots each tagged with

@@ -12,6 +12,7 @@
 
 #include "net.h"
 #include "scry/bpf_maps.h"
+#include "scry/errors.h"
 #include "scry/files.h"
 #include "scry/histogram.h"
 #include "scry/log.h"
@@ -111,26 +112,33 @@ void ConnCollector::ScanSockets(std::map<std::string, Transfer>& open,
 
 std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
   std::lock_guard lock(mutex_);
-  int fd = bpf_.MapFd("conns");
+  int fd = bpf_.MapFd("conns"), ids_fd = bpf_.MapFd("conn_ids");
   uint64_t now = MonotonicNs();
 
-  // The map first, then the open sockets: a connection that closes in between is in neither for this
+  // The series first, then the open sockets: a connection that closes in between is in neither for this
   // scrape (never in both), so the sums never run ahead of the truth.
-  std::vector<std::pair<net_conn_key, net_conn_stats>> entries;
-  ForEachEntry<net_conn_key, net_conn_stats>(
-      fd, [&](const net_conn_key& k, const net_conn_stats& s) { entries.emplace_back(k, s); });
+  struct Entry {
+    net_conn_key key;
+    __u32 id;
+    net_conn_stats stats;
+  };
+  std::vector<Entry> entries;
+  ForEachEntry<net_conn_key, __u32>(ids_fd, [&](const net_conn_key& k, const __u32& id) {
+    net_series v;
+    if (bpf_map_lookup_elem(fd, &id, &v) == 0 && KeyBytes(v.key) == KeyBytes(k)) entries.push_back({k, id, v.stats});
+  });
   std::map<std::string, Transfer> open;
   std::map<std::pair<uint64_t, uint16_t>, Listener> listeners;
   if (sockets_) ScanSockets(open, listeners);
 
   std::map<Labels, net_conn_stats> series;
-  std::vector<net_conn_key> expired;
+  std::vector<std::pair<net_conn_key, __u32>> expired;
   std::map<std::string, std::pair<uint64_t, uint64_t>> activity;
   series_.Begin();
   peers_.Begin();
-  for (auto& [k, s] : entries) {
+  for (auto& [k, id, s] : entries) {
     auto verdict = series_.Label(k.cgroup_id);
-    if (verdict.action == WorkloadSeries::Action::kDelete) expired.push_back(k);
+    if (verdict.action == WorkloadSeries::Action::kDelete) expired.emplace_back(k, id);
     if (verdict.action != WorkloadSeries::Action::kExport) continue;
     // when the entry's counts last moved, as seen from here (no clock read in the kernel's hot path)
     uint64_t events = s.opened + s.closed + s.retrans_segs + s.resets_sent + s.resets_received;
@@ -140,7 +148,7 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
     count = events;
     since = old != activity_.end() && old->second.first == events ? old->second.second : now;
     if (s.opened == s.closed && since + static_cast<uint64_t>(expiry_.count()) < now) {
-      expired.push_back(k);  // no open connection, quiet for the expiry time
+      expired.emplace_back(k, id);  // no open connection, quiet for the expiry time
       continue;
     }
     bool client = k.direction == NET_DIR_CLIENT;
@@ -193,11 +201,16 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
     reported[labels] = {s.bytes_sent, s.bytes_received, s.segs_sent, s.segs_received};
   }
   transfer_reported_ = std::move(reported);
-  for (const auto& k : expired) {
-    // a connection may have started since the walk: delete only what is still quiet
-    net_conn_stats s{};
-    if (bpf_map_lookup_elem(fd, &k, &s) == 0 && s.opened != s.closed) continue;
-    bpf_map_delete_elem(fd, &k);
+  for (const auto& [k, id] : expired) {
+    // a connection may have started since the walk: free only what is still quiet
+    net_series v{};
+    if (bpf_map_lookup_elem(fd, &id, &v) == 0 && v.stats.opened != v.stats.closed) continue;
+    // out of conn_ids first, so that no new connection finds the number; then cleared, which tells the
+    // sockets that still hold it that it is not theirs; then free
+    bpf_map_delete_elem(ids_fd, &k);
+    v = {};
+    bpf_map_update_elem(fd, &id, &v, BPF_ANY);
+    bpf_map_update_elem(bpf_.MapFd("free_conns"), nullptr, &id, BPF_ANY);  // a push
   }
 
   auto opened = MakeFamily("scry_net_connections_opened_total",
@@ -385,6 +398,19 @@ std::vector<prometheus::MetricFamily> DropCollector::Collect() const {
   out.push_back(std::move(total));
   out.push_back(std::move(per_workload));
   return out;
+}
+
+void FreeAllSeries(const BpfObject& bpf, uint32_t count) {
+  int fd = bpf.MapFd("free_conns");
+  for (__u32 id = 1; id <= count; id++)
+    if (bpf_map_update_elem(fd, nullptr, &id, BPF_ANY))
+      throw RuntimeError("cannot fill the BPF queue of series numbers: " + std::string(std::strerror(errno)));
+}
+
+uint64_t CountSeries(const BpfObject& bpf) {
+  uint64_t n = 0;
+  ForEachEntry<net_conn_key, __u32>(bpf.MapFd("conn_ids"), [&](const net_conn_key&, const __u32&) { n++; });
+  return n;
 }
 
 uint64_t CountTrackedSockets(const BpfObject& bpf) {

@@ -92,6 +92,12 @@ class NetstatCollector : public prometheus::Collectable {
   mutable std::chrono::steady_clock::time_point last_scan_{};
 };
 
+// Gives the programs series numbers 1..count (free_conns), before they attach.
+void FreeAllSeries(const BpfObject& bpf, uint32_t count);
+
+// Series the programs hold (entries of conn_ids).
+uint64_t CountSeries(const BpfObject& bpf);
+
 // Slots of the tracked sockets' table in use: its tags that are not 0 (sock_tags, read in one pass).
 uint64_t CountTrackedSockets(const BpfObject& bpf);
 

@@ -52,6 +52,10 @@ void NetExporter::AddOptions(po::options_description& desc) {
      "Packet drops by kernel drop reason (skb:kfree_skb).")
     ("collector.netstat", po::value<bool>()->default_value(true)->implicit_value(true),
      "Listen queue overflows and drops per network namespace from /proc/<pid>/net/netstat.")
+    ("bpf.series", po::value<uint32_t>()->default_value(NET_SERIES),
+     "Workload, direction and peer combinations the BPF programs count at once (series not yet expired, "
+     "before --collector.peers.max folds peers into \"other\"); more are not counted "
+     "(scry_lost_events_total{reason=\"conns_map_full\"}). Allocated at start: about 1.6 KB each.")
     ("bpf.tracked-sockets", po::value<uint32_t>()->default_value(NET_SOCK_BUCKETS * 4),
      "Connections the BPF table tracks at once (from connect() or the handshake until the close); more are "
      "not counted (scry_lost_events_total{reason=\"socks_map_full\"}). Allocated at start: about 120 bytes "
@@ -68,6 +72,9 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
   if (vm["collector.rtt.sample-every"].as<uint32_t>() == 0)
     throw UsageError("--collector.rtt.sample-every must be at least 1");
   ParseDuration("collector.peers.expiry", vm["collector.peers.expiry"].as<std::string>());
+  const uint32_t series = vm["bpf.series"].as<uint32_t>();
+  if (series < 16 || series > (1u << 20))
+    throw UsageError("--bpf.series must be between 16 and " + std::to_string(1u << 20));
   const uint32_t tracked = vm["bpf.tracked-sockets"].as<uint32_t>();
   if (tracked < 1024 || tracked > (1u << 24))
     throw UsageError("--bpf.tracked-sockets must be between 1024 and " + std::to_string(1u << 24));
@@ -95,6 +102,12 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
       {"socket_files", "sockets", {"socket_files"}},
   };
   spec.lost_reasons = {"socks_map_full", "conns_map_full", "listeners_map_full", "drops_map_full"};
+  // Series numbers 1..series; 0 means none.
+  spec.max_entries["conns"] = series + 1;
+  spec.max_entries["conn_ids"] = series;
+  spec.max_entries["free_conns"] = series;
+  spec.used_entries["conns"] = CountSeries;
+  spec.prepare = [series](const BpfObject& bpf) { FreeAllSeries(bpf, series); };
   if (UseSocketTable(vm["bpf.socket-table"].as<std::string>())) {
     // Buckets of 7 slots, at least 1.75 slots per connection. With all the connections open, about 2% of
     // them find their bucket full (random placement); the spill hash takes an eighth.

@@ -205,6 +205,14 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
     Close();
     throw RuntimeError(spec_.object_name + ": cannot load BPF object: " + ErrorText(err));
   }
+  if (spec_.prepare) {
+    try {
+      spec_.prepare(*this);
+    } catch (...) {
+      Close();
+      throw;
+    }
+  }
   for (auto& h : hooks_) {
     if (h.program.empty()) continue;
     bpf_link* link = bpf_program__attach(bpf_object__find_program_by_name(obj_, h.program.c_str()));

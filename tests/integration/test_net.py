@@ -629,6 +629,49 @@ class PeerCap(NetTest):
         self.assertEqual(sum(series.values()), 2 * n)
 
 
+class SeriesNumbers(NetTest):
+    """--bpf.series=16: the programs hold 16 series at once. Past that, connections of new series are
+    counted lost; the numbers of expired series come back, and their next series start from zero."""
+    exporter_args = ("--bpf.series=16", "--collector.peers.expiry=1s")
+
+    def connect_from(self, tag, workloads, n):
+        """n connections from each of `workloads` new cgroups, all at once; their series' labels."""
+        cgroups = [self.w.cgroup("%s%d" % (tag, i)) for i in range(workloads)]
+        procs = [self.w.start(CLIENT_NS, cg, "connect", SERVER_IP, self.port, n) for cg, _ in cgroups]
+        for p in procs:
+            out, _ = p.communicate(timeout=60)
+            self.assertEqual(json.loads(out), {"ok": n})
+        return [dict(cgroup=label, direction="client", peer=SERVER_IP, port=str(self.port)) for _, label in cgroups]
+
+    def test_numbers_of_expired_series_are_used_again(self):
+        server_cg, _ = self.w.cgroup("numserver")
+        self.w.start(SERVER_NS, server_cg, "serve", self.port, "accept", 64)
+        lost_before = self.exporter.scrape().get("scry_lost_events_total", reason="conns_map_full")
+        # 24 client workloads and the server's: more series than numbers (no scrape in between, so none
+        # expires); each series that got a number counts its connections exactly
+        first = self.connect_from("numa", 24, 2)
+        m = self.exporter.scrape()
+        self.assertGreater(m.get("scry_lost_events_total", reason="conns_map_full"), lost_before)
+        self.assertEqual(m.get("scry_bpf_map_entries", map="conns"), 16)
+        self.assertEqual(m.get("scry_bpf_map_capacity", map="conns"), 17)  # number 0 is never given out
+        counted = [m.get("scry_net_connections_opened_total", None, **labels) for labels in first]
+        self.assertGreater(len([c for c in counted if c is not None]), 0)
+        self.assertEqual({c for c in counted if c is not None}, {2})
+        # quiet for the expiry time: every series of those workloads goes, and its number is free again
+        self.scrape_until(lambda m: all(m.get("scry_net_connections_opened_total", None, **labels) is None
+                                        for labels in first))
+        # new workloads get the numbers back, each series counting from zero
+        lost_before = self.exporter.scrape().get("scry_lost_events_total", reason="conns_map_full")
+        second = self.connect_from("numb", 6, 3)
+        m = self.scrape_until(lambda m: all(m.get("scry_net_connections_closed_total", 0, **labels) == 3
+                                            for labels in second))
+        for labels in second:
+            self.assertEqual(m.get("scry_net_connections_opened_total", **labels), 3, labels)
+            self.assertEqual(m.get("scry_net_connect_duration_seconds_count", **labels), 3, labels)
+            self.assertEqual(m.get("scry_net_connections_failed_total", reason="refused", **labels), 0, labels)
+        self.assertEqual(m.get("scry_lost_events_total", reason="conns_map_full"), lost_before)
+
+
 class TrackedSockets(NetTest):
     """A small table of tracked sockets (--bpf.tracked-sockets=1024: 256 buckets of 7 slots, a spill hash
     of 128): sockets whose bucket is full are tracked in the spill hash, and past that not at all, each
@@ -755,7 +798,7 @@ class CheckAndBadInput(unittest.TestCase):
 
     def test_bad_flags_exit_2_with_one_line(self):
         for flag in ("--collector.peers.max=0", "--collector.rtt.sample-every=0", "--collector.peers.expiry=soon",
-                     "--bpf.tracked-sockets=100", "--bpf.socket-table=list"):
+                     "--bpf.tracked-sockets=100", "--bpf.socket-table=list", "--bpf.series=8"):
             r = subprocess.run([os.path.join(scrylib.BIN_DIR, "scry-net"), flag], capture_output=True, text=True,
                                timeout=60)
             self.assertEqual(r.returncode, 2, flag)

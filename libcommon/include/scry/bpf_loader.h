@@ -74,6 +74,9 @@ struct BpfSpec {
   // Maps other than hash maps that fill up (a table in an array): name -> how many of its max_entries
   // are in use, counted at scrape time for scry_bpf_map_entries.
   std::map<std::string, std::function<uint64_t(const BpfObject&)>> used_entries;
+  // Runs once the object is loaded, before any program is attached: fills maps the programs expect
+  // filled (e.g. a queue of free indexes). Throws RuntimeError on failure.
+  std::function<void(const BpfObject&)> prepare;
 };
 
 struct HookResult {
