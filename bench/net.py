@@ -18,6 +18,7 @@ Extra exporter flags (e.g. --collector.rtt.sample-every=1) go after "--".
 """
 import argparse
 import contextlib
+import ctypes
 import os
 import random
 import re
@@ -172,6 +173,24 @@ def passive_opens():
     return int(values[names.index("PassiveOpens")])
 
 
+def give_series_numbers(L, obj):
+    """What scry-net does before it attaches: the queue of free series numbers filled (1..its size).
+    Objects built before the per-peer values were numbered have no such queue."""
+    L.bpf_object__find_map_by_name.restype = ctypes.c_void_p
+    L.bpf_object__find_map_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    L.bpf_map__fd.argtypes = [ctypes.c_void_p]
+    L.bpf_map__max_entries.argtypes = [ctypes.c_void_p]
+    L.bpf_map_update_elem.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64]
+    queue = L.bpf_object__find_map_by_name(obj, b"free_conns")
+    if not queue:
+        return
+    fd = L.bpf_map__fd(queue)
+    for n in range(1, L.bpf_map__max_entries(queue) + 1):
+        number = ctypes.c_uint32(n)
+        if L.bpf_map_update_elem(fd, None, ctypes.byref(number), 0):
+            sys.exit("cannot fill free_conns: errno %d" % ctypes.get_errno())
+
+
 def interleave(arms, seconds, phase):
     """The wrk churn for `seconds` while each arm's programs are attached in turn for `phase` seconds, the
     arms in a new random order each round: drift of the machine slower than a round hits every arm alike.
@@ -311,7 +330,8 @@ def main():
             obj = probes.load_object(path)
             if not obj:
                 sys.exit("cannot load %s" % path)
-            L, _, progs = obj
+            L, bpf_obj, progs = obj
+            give_series_numbers(L, bpf_obj)
             # the exporter's choice on a kernel with BTF: the tp_btf programs
             arms[b if len(bins) > 1 else "scry-net"] = (L, [p for _, p in progs
                                                             if L.bpf_program__section_name(p).startswith(b"tp_btf/")])

@@ -83,7 +83,7 @@ struct {
  * set). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, NET_SERIES);
+	__uint(max_entries, NET_SERIES + 1); /* numbers from 1 */
 	__type(key, __u32);
 	__type(value, struct net_series);
 } conns SEC(".maps");
