@@ -13,6 +13,7 @@ without steal time): the steadier figure on a shared machine.
   sudo python3 bench/net.py --loop 20000   # also bench/net_churn_loop.c: the cost per connection, precisely
   sudo python3 bench/net.py --interleave 300   # the churn's loss, its arms alternated every 0.2 s
   sudo python3 bench/net.py --interleave 600 --busy 110   # and a program that only spins, for comparison
+  sudo python3 bench/net.py --bin a/bin/scry-net --bin b/bin/scry-net --program-time 240   # BPF time only
 
 Extra exporter flags (e.g. --collector.rtt.sample-every=1) go after "--".
 """
@@ -225,32 +226,60 @@ def interleave(arms, seconds, phase):
     return phases
 
 
-PROGRAM_TIME_SECONDS = 3
+PROGRAM_TIME_SECONDS = 120
 
 
-def program_time(arms, seconds=PROGRAM_TIME_SECONDS):
-    """{arm: BPF time per connection in ns} of each arm's programs under the churn, attached alone with the
-    kernel's BPF stats on (they add two clock reads to every run: the arms compare, the loss does not)."""
-    times = {}
-    with nginx() as url:
-        for name, (L, progs) in arms.items():
-            if not progs:
-                continue
-            stats = L.bpf_enable_stats(0)  # BPF_STATS_RUN_TIME, until the fd is closed
-            links = [L.bpf_program__attach(p) for p in progs]
+def program_time(arms, seconds=PROGRAM_TIME_SECONDS, phase=0.4):
+    """{arm: [BPF ns per connection, one per round]} of each arm's programs under one churn, the arms
+    attached in turn for `phase` seconds each in a new random order each round, with the kernel's BPF
+    stats on (they add two clock reads to every run: the arms compare, the loss does not). This VM's
+    speed drifts by a fifth within a minute: arms timed one after the other for seconds each do not
+    compare, arms alternated this way do (round by round)."""
+    timed = {name: arm for name, arm in arms.items() if arm[1]}
+    times = {name: [] for name in timed}
+    L0 = next(iter(timed.values()))[0]
+    stats = L0.bpf_enable_stats(0)  # BPF_STATS_RUN_TIME, until the fd is closed
+    try:
+        with nginx() as url:
+            wrk = subprocess.Popen(["wrk", "-t%d" % os.cpu_count(), "-c32", "-d%ds" % (seconds + 10), url],
+                                   stdout=subprocess.DEVNULL)
             try:
-                time.sleep(0.02)
-                n0, ns0 = passive_opens(), sum(probes.run_stats(L, p)[0] for p in progs)
-                churn(url, seconds)
-                n1, ns1 = passive_opens(), sum(probes.run_stats(L, p)[0] for p in progs)
-                times[name] = (ns1 - ns0) / max(n1 - n0, 1)
+                time.sleep(1)
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    for name in random.sample(list(timed), len(timed)):
+                        L, progs = timed[name]
+                        links = [L.bpf_program__attach(p) for p in progs]
+                        try:
+                            time.sleep(0.02)
+                            n0, ns0 = passive_opens(), sum(probes.run_stats(L, p)[0] for p in progs)
+                            time.sleep(phase)
+                            n1, ns1 = passive_opens(), sum(probes.run_stats(L, p)[0] for p in progs)
+                        finally:
+                            for link in links:
+                                if link:
+                                    L.bpf_link__destroy(link)
+                        times[name].append((ns1 - ns0) / max(n1 - n0, 1))
             finally:
-                for link in links:
-                    if link:
-                        L.bpf_link__destroy(link)
-                if stats >= 0:
-                    os.close(stats)
+                wrk.kill()
+                wrk.wait()
+    finally:
+        if stats >= 0:
+            os.close(stats)
     return times
+
+
+def print_program_time(times, seconds):
+    rounds = min(len(v) for v in times.values())
+    first = next(iter(times))
+    print("BPF time per connection (both ends, BPF stats on), arms alternated every 0.4 s for %d s under one "
+          "churn, %d rounds; ratio: median of each round's ratio to %s" % (seconds, rounds, first))
+    print()
+    print("| arm | BPF ns/conn (median) | ratio |")
+    print("|---|---|---|")
+    for name, runs in times.items():
+        ratios = [r / b for r, b in zip(runs[:rounds], times[first][:rounds])]
+        print("| %s | %.0f | %.3f |" % (name, statistics.median(runs), statistics.median(ratios)))
 
 
 def print_interleaved(phases, times, seconds, phase):
@@ -258,7 +287,7 @@ def print_interleaved(phases, times, seconds, phase):
     base = phases["without"][:rounds]
     print("churn for %d s, each arm attached in turn for %.2f s, %d rounds; change: mean of each round's ratio "
           "to the phase without (standard error); BPF time: per connection, both ends, with BPF stats, "
-          "each arm alone for %d s after" % (seconds, phase, rounds, PROGRAM_TIME_SECONDS))
+          "median of %d s of the arms alternated after" % (seconds, phase, rounds, PROGRAM_TIME_SECONDS))
     print()
     print("| arm | conn/s | change | CPU us/conn | change | BPF ns/conn |")
     print("|---|---|---|---|---|---|")
@@ -270,7 +299,7 @@ def print_interleaved(phases, times, seconds, phase):
             se = statistics.stdev(ratios) / len(ratios) ** 0.5 if name != "without" else 0
             cells += ["%.1f" % statistics.mean(r[i] for r in runs),
                       "%+.2f%% (%.2f)" % (statistics.mean(ratios) * 100, se * 100) if name != "without" else ""]
-        cells.append("%.0f" % times[name] if name in times else "")
+        cells.append("%.0f" % statistics.median(times[name]) if name in times else "")
         print("| %s | %s |" % (name, " | ".join(cells)))
 
 
@@ -305,6 +334,10 @@ def main():
                     "with, no exporter) are attached in turn, --phase seconds each, with phases of nothing attached "
                     "among them")
     ap.add_argument("--phase", type=float, default=0.2, help="seconds each arm is attached in --interleave")
+    ap.add_argument("--program-time", type=int, default=0, metavar="SECONDS",
+                    help="instead of the A/B runs: only the BPF time per connection of the arms of --interleave "
+                    "(empty programs, each --bin's net.bpf.o, --busy), alternated every 0.4 s under the churn for "
+                    "SECONDS")
     ap.add_argument("--busy", type=int, action="append", default=[], metavar="ROUNDS",
                     help="in --interleave, one more arm: the empty programs, but the inet_sock_set_state one spins "
                     "ROUNDS rounds of arithmetic on the six state changes scry-net works on (program time that "
@@ -314,7 +347,7 @@ def main():
     if os.geteuid() != 0:
         sys.exit("needs root")
     bins = [os.path.abspath(b) for b in a.bin] or [os.path.join(scrylib.BIN_DIR, "scry-net")]
-    if a.interleave:
+    if a.interleave or a.program_time:
         floor = probes.load("net_floor.bpf.c")
         if not floor:
             sys.exit("cannot load the empty programs")
@@ -335,6 +368,9 @@ def main():
             # the exporter's choice on a kernel with BTF: the tp_btf programs
             arms[b if len(bins) > 1 else "scry-net"] = (L, [p for _, p in progs
                                                             if L.bpf_program__section_name(p).startswith(b"tp_btf/")])
+        if a.program_time:
+            print_program_time(program_time(arms, a.program_time), a.program_time)
+            return
         phases = interleave(arms, a.interleave, a.phase)
         print_interleaved(phases, program_time(arms), a.interleave, a.phase)
         return
