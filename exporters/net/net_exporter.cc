@@ -55,7 +55,7 @@ void NetExporter::AddOptions(po::options_description& desc) {
     ("bpf.series", po::value<uint32_t>()->default_value(NET_SERIES),
      "Workload, direction and peer combinations the BPF programs count at once (series not yet expired, "
      "before --collector.peers.max folds peers into \"other\"); more are not counted "
-     "(scry_lost_events_total{reason=\"conns_map_full\"}). Allocated at start: about 1.6 KB each.")
+     "(scry_lost_events_total{reason=\"conns_map_full\"}). Allocated at start: about 1.5 KiB each.")
     ("bpf.tracked-sockets", po::value<uint32_t>()->default_value(NET_SOCK_BUCKETS * 4),
      "Connections the BPF table tracks at once (from connect() or the handshake until the close); more are "
      "not counted (scry_lost_events_total{reason=\"socks_map_full\"}). Allocated at start: about 120 bytes "
