@@ -192,12 +192,12 @@ def give_series_numbers(L, obj):
             sys.exit("cannot fill free_conns: errno %d" % ctypes.get_errno())
 
 
-def interleave(arms, seconds, phase):
+def alternate(arms, seconds, phase, sample, result):
     """The wrk churn for `seconds` while each arm's programs are attached in turn for `phase` seconds, the
     arms in a new random order each round: drift of the machine slower than a round hits every arm alike.
-    arms: {name: (libbpf, [programs])}, an empty list for the arm without. Returns {name: [(connections
-    per second, CPU microseconds per connection), one per round]}."""
-    phases = {name: [] for name in arms}
+    arms: {name: (libbpf, [programs])}, an empty list for an arm without. sample(libbpf, programs) is taken
+    as each phase starts and ends; returns {name: [result(start, end), one per round]}."""
+    rounds = {name: [] for name in arms}
     with nginx() as url:
         wrk = subprocess.Popen(["wrk", "-t%d" % os.cpu_count(), "-c32", "-d%ds" % (seconds + 10), url],
                                stdout=subprocess.DEVNULL)
@@ -212,18 +212,26 @@ def interleave(arms, seconds, phase):
                         if not all(links):
                             sys.exit("cannot attach the programs of %s" % name)
                         time.sleep(0.02)  # connections opened before the attach are not tracked: let some go
-                        n0, cpu0, t0 = passive_opens(), busy_cpu_seconds(), time.monotonic()
+                        start = sample(L, progs)
                         time.sleep(phase)
-                        n1, cpu1, t1 = passive_opens(), busy_cpu_seconds(), time.monotonic()
+                        stop = sample(L, progs)
                     finally:
                         for link in links:
                             if link:
                                 L.bpf_link__destroy(link)
-                    phases[name].append(((n1 - n0) / (t1 - t0), (cpu1 - cpu0) / max(n1 - n0, 1) * 1e6))
+                    rounds[name].append(result(start, stop))
         finally:
             wrk.kill()
             wrk.wait()
-    return phases
+    return rounds
+
+
+def interleave(arms, seconds, phase):
+    """{name: [(connections per second, CPU microseconds per connection), one per round]} of the churn
+    with each arm's programs attached in turn (alternate)."""
+    return alternate(arms, seconds, phase,
+                     lambda L, progs: (passive_opens(), busy_cpu_seconds(), time.monotonic()),
+                     lambda a, b: ((b[0] - a[0]) / (b[2] - a[2]), (b[1] - a[1]) / max(b[0] - a[0], 1) * 1e6))
 
 
 PROGRAM_TIME_SECONDS = 120
@@ -231,42 +239,18 @@ PROGRAM_TIME_SECONDS = 120
 
 def program_time(arms, seconds=PROGRAM_TIME_SECONDS, phase=0.4):
     """{arm: [BPF ns per connection, one per round]} of each arm's programs under one churn, the arms
-    attached in turn for `phase` seconds each in a new random order each round, with the kernel's BPF
-    stats on (they add two clock reads to every run: the arms compare, the loss does not). This VM's
-    speed drifts by a fifth within a minute: arms timed one after the other for seconds each do not
-    compare, arms alternated this way do (round by round)."""
+    alternated (alternate) with the kernel's BPF stats on (they add two clock reads to every run: the
+    arms compare, the loss does not). This VM's speed drifts by a fifth within a minute: arms timed one
+    after the other for seconds each do not compare, arms alternated this way do (round by round)."""
     timed = {name: arm for name, arm in arms.items() if arm[1]}
-    times = {name: [] for name in timed}
-    L0 = next(iter(timed.values()))[0]
-    stats = L0.bpf_enable_stats(0)  # BPF_STATS_RUN_TIME, until the fd is closed
+    stats = next(iter(timed.values()))[0].bpf_enable_stats(0)  # BPF_STATS_RUN_TIME, until the fd is closed
     try:
-        with nginx() as url:
-            wrk = subprocess.Popen(["wrk", "-t%d" % os.cpu_count(), "-c32", "-d%ds" % (seconds + 10), url],
-                                   stdout=subprocess.DEVNULL)
-            try:
-                time.sleep(1)
-                end = time.monotonic() + seconds
-                while time.monotonic() < end:
-                    for name in random.sample(list(timed), len(timed)):
-                        L, progs = timed[name]
-                        links = [L.bpf_program__attach(p) for p in progs]
-                        try:
-                            time.sleep(0.02)
-                            n0, ns0 = passive_opens(), sum(probes.run_stats(L, p)[0] for p in progs)
-                            time.sleep(phase)
-                            n1, ns1 = passive_opens(), sum(probes.run_stats(L, p)[0] for p in progs)
-                        finally:
-                            for link in links:
-                                if link:
-                                    L.bpf_link__destroy(link)
-                        times[name].append((ns1 - ns0) / max(n1 - n0, 1))
-            finally:
-                wrk.kill()
-                wrk.wait()
+        return alternate(timed, seconds, phase,
+                         lambda L, progs: (passive_opens(), sum(probes.run_stats(L, p)[0] for p in progs)),
+                         lambda a, b: (b[1] - a[1]) / max(b[0] - a[0], 1))
     finally:
         if stats >= 0:
             os.close(stats)
-    return times
 
 
 def print_program_time(times, seconds):
