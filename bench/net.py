@@ -14,10 +14,13 @@ without steal time): the steadier figure on a shared machine.
   sudo python3 bench/net.py --interleave 300   # the churn's loss, its arms alternated every 0.2 s
   sudo python3 bench/net.py --interleave 600 --busy 110   # and a program that only spins, for comparison
   sudo python3 bench/net.py --bin a/bin/scry-net --bin b/bin/scry-net --program-time 240   # BPF time only
+  sudo python3 bench/net.py --profile 40   # where the CPU goes: perf samples of the programs, by source line
 
 Extra exporter flags (e.g. --collector.rtt.sample-every=1) go after "--".
 """
 import argparse
+import bisect
+import collections
 import contextlib
 import ctypes
 import os
@@ -192,37 +195,45 @@ def give_series_numbers(L, obj):
             sys.exit("cannot fill free_conns: errno %d" % ctypes.get_errno())
 
 
+@contextlib.contextmanager
+def churning(seconds):
+    """The churn of churn() in the background while the block runs (which starts once it is under way, and
+    must take less than seconds + 10 s)."""
+    with nginx() as url:
+        wrk = subprocess.Popen(["wrk", "-t%d" % os.cpu_count(), "-c32", "-d%ds" % (seconds + 10), url],
+                               stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(1)
+            yield
+        finally:
+            wrk.kill()
+            wrk.wait()
+
+
 def alternate(arms, seconds, phase, sample, result):
     """The wrk churn for `seconds` while each arm's programs are attached in turn for `phase` seconds, the
     arms in a new random order each round: drift of the machine slower than a round hits every arm alike.
     arms: {name: (libbpf, [programs])}, an empty list for an arm without. sample(libbpf, programs) is taken
     as each phase starts and ends; returns {name: [result(start, end), one per round]}."""
     rounds = {name: [] for name in arms}
-    with nginx() as url:
-        wrk = subprocess.Popen(["wrk", "-t%d" % os.cpu_count(), "-c32", "-d%ds" % (seconds + 10), url],
-                               stdout=subprocess.DEVNULL)
-        try:
-            time.sleep(1)
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                for name in random.sample(list(arms), len(arms)):
-                    L, progs = arms[name]
-                    links = [L.bpf_program__attach(p) for p in progs]
-                    try:
-                        if not all(links):
-                            sys.exit("cannot attach the programs of %s" % name)
-                        time.sleep(0.02)  # connections opened before the attach are not tracked: let some go
-                        start = sample(L, progs)
-                        time.sleep(phase)
-                        stop = sample(L, progs)
-                    finally:
-                        for link in links:
-                            if link:
-                                L.bpf_link__destroy(link)
-                    rounds[name].append(result(start, stop))
-        finally:
-            wrk.kill()
-            wrk.wait()
+    with churning(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for name in random.sample(list(arms), len(arms)):
+                L, progs = arms[name]
+                links = [L.bpf_program__attach(p) for p in progs]
+                try:
+                    if not all(links):
+                        sys.exit("cannot attach the programs of %s" % name)
+                    time.sleep(0.02)  # connections opened before the attach are not tracked: let some go
+                    start = sample(L, progs)
+                    time.sleep(phase)
+                    stop = sample(L, progs)
+                finally:
+                    for link in links:
+                        if link:
+                            L.bpf_link__destroy(link)
+                rounds[name].append(result(start, stop))
     return rounds
 
 
@@ -287,6 +298,55 @@ def print_interleaved(phases, times, seconds, phase):
         print("| %s | %s |" % (name, " | ".join(cells)))
 
 
+def profile(L, progs, seconds, top=20):
+    """perf samples (cpu-clock, every CPU, 4 kHz) of the churn for `seconds` with progs attached, no BPF
+    stats: the share of all samples in each program, in the kernel's calls into them, and in each source
+    line of the programs (a sample counts for the line whose code it interrupted: on this VM's timer, mostly
+    the instruction after one that waited)."""
+    lines = {L.bpf_program__name(p).decode(): probes.source_lines(L, p) for p in progs}
+    links = [L.bpf_program__attach(p) for p in progs]
+    try:
+        if not all(links):
+            sys.exit("cannot attach the programs")
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "perf.data")
+            with churning(seconds):
+                subprocess.run(["perf", "record", "-a", "-F", "4000", "-o", data, "--", "sleep", str(seconds)],
+                               capture_output=True, check=True)
+            samples = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym"], capture_output=True,
+                                     text=True, check=True).stdout.splitlines()
+    finally:
+        for link in links:
+            if link:
+                L.bpf_link__destroy(link)
+    where = collections.Counter()
+    for sample in samples:
+        ip, _, sym = sample.strip().partition(" ")
+        m = re.fullmatch(r"bpf_prog_[0-9a-f]+_(\w+)", sym.strip())
+        if m and m.group(1) in lines:
+            code = lines[m.group(1)]
+            i = bisect.bisect_right(code, (int(ip, 16), "\uffff")) - 1
+            where[(m.group(1), code[i][1] if i >= 0 else "(entry)")] += 1
+        elif sym.startswith("bpf_trace_run"):
+            where[("(the kernel's calls into programs)", sym.strip())] += 1
+    total = len(samples)
+    print("perf samples of %d s of churn, %d in all; share of all samples" % (seconds, total))
+    print()
+    print("| program | samples | share |")
+    print("|---|---|---|")
+    programs = collections.Counter()
+    for (prog, _), n in where.items():
+        programs[prog] += n
+    for prog, n in programs.most_common():
+        print("| %s | %d | %.3f%% |" % (prog, n, 100 * n / total))
+    print()
+    print("| program | source line | samples | share |")
+    print("|---|---|---|---|")
+    for (prog, line), n in where.most_common(top):
+        if not prog.startswith("("):
+            print("| %s | `%s` | %d | %.3f%% |" % (prog, line.replace("|", "\\|")[:100], n, 100 * n / total))
+
+
 def stats(m):
     runs = {dict(ls)["program"]: v for ls, v in m.series("scry_bpf_program_runs_total").items()}
     ns = {dict(ls)["program"]: v * 1e9 for ls, v in m.series("scry_bpf_program_run_seconds_total").items()}
@@ -296,6 +356,19 @@ def stats(m):
 def rss(pid):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) // 1024
+
+
+def load_net_object(binary):
+    """(libbpf, object, [programs]) of the net.bpf.o of binary's build tree, as the binary embeds it
+    (<build>/bin/scry-net, <build>/exporters/net/bpf/net.bpf.o), loaded with the defaults it was built with
+    and its series numbers given; the programs are the exporter's choice on a kernel with BTF (tp_btf)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(binary)), "exporters", "net", "bpf", "net.bpf.o")
+    obj = probes.load_object(path)
+    if not obj:
+        sys.exit("cannot load %s" % path)
+    L, bpf_obj, progs = obj
+    give_series_numbers(L, bpf_obj)
+    return L, bpf_obj, [p for _, p in progs if L.bpf_program__section_name(p).startswith(b"tp_btf/")]
 
 
 def main():
@@ -322,6 +395,9 @@ def main():
                     help="instead of the A/B runs: only the BPF time per connection of the arms of --interleave "
                     "(empty programs, each --bin's net.bpf.o, --busy), alternated every 0.4 s under the churn for "
                     "SECONDS")
+    ap.add_argument("--profile", type=int, default=0, metavar="SECONDS",
+                    help="instead of the A/B runs: perf samples of the churn for SECONDS with each --bin's net.bpf.o "
+                    "attached (as in --interleave), attributed to the programs and their source lines")
     ap.add_argument("--busy", type=int, action="append", default=[], metavar="ROUNDS",
                     help="in --interleave, one more arm: the empty programs, but the inet_sock_set_state one spins "
                     "ROUNDS rounds of arithmetic on the six state changes scry-net works on (program time that "
@@ -331,6 +407,13 @@ def main():
     if os.geteuid() != 0:
         sys.exit("needs root")
     bins = [os.path.abspath(b) for b in a.bin] or [os.path.join(scrylib.BIN_DIR, "scry-net")]
+    if a.profile:
+        for b in bins:
+            L, bpf_obj, progs = load_net_object(b)
+            print("%s:" % os.path.normpath(b))
+            profile(L, progs, a.profile)
+            print()
+        return
     if a.interleave or a.program_time:
         floor = probes.load("net_floor.bpf.c")
         if not floor:
@@ -342,16 +425,8 @@ def main():
                 sys.exit("cannot load the busy programs")
             arms["busy %d rounds" % rounds] = (busy[0], [p for _, p in busy[2]])
         for b in bins:
-            # the build tree's object, as the binary embeds it: <build>/bin/scry-net, <build>/exporters/net/bpf
-            path = os.path.join(os.path.dirname(os.path.dirname(b)), "exporters", "net", "bpf", "net.bpf.o")
-            obj = probes.load_object(path)
-            if not obj:
-                sys.exit("cannot load %s" % path)
-            L, bpf_obj, progs = obj
-            give_series_numbers(L, bpf_obj)
-            # the exporter's choice on a kernel with BTF: the tp_btf programs
-            arms[b if len(bins) > 1 else "scry-net"] = (L, [p for _, p in progs
-                                                            if L.bpf_program__section_name(p).startswith(b"tp_btf/")])
+            L, bpf_obj, progs = load_net_object(b)
+            arms[b if len(bins) > 1 else "scry-net"] = (L, progs)
         if a.program_time:
             print_program_time(program_time(arms, a.program_time), a.program_time)
             return

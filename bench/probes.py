@@ -5,6 +5,7 @@ import contextlib
 import ctypes
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 
@@ -33,6 +34,11 @@ class Libbpf:
         L.bpf_program__attach.argtypes = [ctypes.c_void_p]
         L.bpf_link__destroy.argtypes = [ctypes.c_void_p]
         L.bpf_enable_stats.argtypes = [ctypes.c_int]
+        L.btf__load_from_kernel_by_id.restype = ctypes.c_void_p
+        L.btf__load_from_kernel_by_id.argtypes = [ctypes.c_uint32]
+        L.btf__name_by_offset.restype = ctypes.c_char_p
+        L.btf__name_by_offset.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        L.btf__free.argtypes = [ctypes.c_void_p]
 
     def prog_name(self, prog_id):
         fd = self.lib.bpf_prog_get_fd_by_id(prog_id)
@@ -104,6 +110,42 @@ def attached(source, only=None):
             if link:
                 L.bpf_link__destroy(link)
         L.bpf_object__close(obj)
+
+
+def source_lines(L, prog):
+    """[(address, "file:line source")] of a loaded program's machine code, in address order: where the code
+    of each source line starts, from the program's line info (struct bpf_prog_info) and its BTF."""
+    fd = L.bpf_program__fd(prog)
+
+    def info(fields=()):
+        buf = ctypes.create_string_buffer(256)  # struct bpf_prog_info, fields at their offsets
+        for offset, size, value in fields:
+            buf[offset:offset + size] = value.to_bytes(size, "little")
+        n = ctypes.c_uint32(len(buf))
+        if L.bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(n)) != 0:
+            raise OSError(ctypes.get_errno(), "BPF_OBJ_GET_INFO_BY_FD")
+        return buf.raw
+
+    raw = info()
+    count, size = struct.unpack_from("<I", raw, 148)[0], struct.unpack_from("<I", raw, 172)[0]
+    lines = ctypes.create_string_buffer(count * size)
+    addresses = (ctypes.c_uint64 * count)()
+    # nr_line_info, line_info, jited_line_info, nr_jited_line_info, line_info_rec_size, jited_line_info_rec_size
+    raw = info([(148, 4, count), (152, 8, ctypes.addressof(lines)), (160, 8, ctypes.addressof(addresses)),
+                (168, 4, count), (172, 4, size), (176, 4, 8)])
+    btf = L.btf__load_from_kernel_by_id(struct.unpack_from("<I", raw, 128)[0])  # btf_id
+    if not btf:
+        raise OSError(ctypes.get_errno(), "cannot load the program's BTF")
+    try:
+        out = []
+        for i in range(count):
+            # struct bpf_line_info: insn_off, file_name_off, line_off, line_col (line << 10 | column)
+            _, file_off, line_off, line_col = struct.unpack_from("<IIII", lines.raw, i * size)
+            out.append((addresses[i], "%s:%d %s" % (os.path.basename(L.btf__name_by_offset(btf, file_off).decode()),
+                                                    line_col >> 10, L.btf__name_by_offset(btf, line_off).decode().strip())))
+        return sorted(out)
+    finally:
+        L.btf__free(btf)
 
 
 def run_stats(L, prog):
