@@ -358,11 +358,20 @@ def rss(pid):
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) // 1024
 
 
+def kernel_has(function):
+    with open("/proc/kallsyms") as f:
+        return any(line.split()[2] == function for line in f)
+
+
 def load_net_object(binary):
-    """(libbpf, object, [programs]) of the net.bpf.o of binary's build tree, as the binary embeds it
-    (<build>/bin/scry-net, <build>/exporters/net/bpf/net.bpf.o), loaded with the defaults it was built with
-    and its series numbers given; the programs are the exporter's choice on a kernel with BTF (tp_btf)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(binary)), "exporters", "net", "bpf", "net.bpf.o")
+    """(libbpf, object, [programs]) of the BPF object of binary's build tree that the binary would load
+    (<build>/bin/scry-net, <build>/exporters/net/bpf/net_cast.bpf.o on kernels with the bpf_rdonly_cast
+    kfunc, else net.bpf.o), loaded with the defaults it was built with and its series numbers given; the
+    programs are the exporter's choice on a kernel with BTF (tp_btf)."""
+    objects = os.path.join(os.path.dirname(os.path.dirname(binary)), "exporters", "net", "bpf")
+    path = os.path.join(objects, "net_cast.bpf.o")
+    if not (os.path.exists(path) and kernel_has("bpf_rdonly_cast")):
+        path = os.path.join(objects, "net.bpf.o")
     obj = probes.load_object(path)
     if not obj:
         sys.exit("cannot load %s" % path)
@@ -387,16 +396,16 @@ def main():
                     "connection show with little noise (the fastest run of each arm is compared)")
     ap.add_argument("--interleave", type=int, default=0, metavar="SECONDS",
                     help="instead of the A/B runs: the churn for SECONDS while the empty programs and scry-net's "
-                    "(the net.bpf.o of each --bin's build, loaded through libbpf with the defaults it was built "
+                    "(the BPF object of each --bin's build, loaded through libbpf with the defaults it was built "
                     "with, no exporter) are attached in turn, --phase seconds each, with phases of nothing attached "
                     "among them")
     ap.add_argument("--phase", type=float, default=0.2, help="seconds each arm is attached in --interleave")
     ap.add_argument("--program-time", type=int, default=0, metavar="SECONDS",
                     help="instead of the A/B runs: only the BPF time per connection of the arms of --interleave "
-                    "(empty programs, each --bin's net.bpf.o, --busy), alternated every 0.4 s under the churn for "
+                    "(empty programs, each --bin's BPF object, --busy), alternated every 0.4 s under the churn for "
                     "SECONDS")
     ap.add_argument("--profile", type=int, default=0, metavar="SECONDS",
-                    help="instead of the A/B runs: perf samples of the churn for SECONDS with each --bin's net.bpf.o "
+                    help="instead of the A/B runs: perf samples of the churn for SECONDS with each --bin's BPF object "
                     "attached (as in --interleave), attributed to the programs and their source lines")
     ap.add_argument("--busy", type=int, action="append", default=[], metavar="ROUNDS",
                     help="in --interleave, one more arm: the empty programs, but the inet_sock_set_state one spins "

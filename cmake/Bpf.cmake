@@ -1,6 +1,6 @@
 # Builds a BPF program with clang against the committed vmlinux.h and embeds it in a libbpf skeleton.
 #
-#   scry_bpf_skeleton(<target> SOURCE <file.bpf.c> NAME <skeleton name>)
+#   scry_bpf_skeleton(<target> SOURCE <file.bpf.c> NAME <skeleton name> [DEFINES <macro>...])
 #
 # creates an INTERFACE library <target> whose include directory holds <name>.skel.h.
 
@@ -17,7 +17,8 @@ else()
 endif()
 
 function(scry_bpf_skeleton target)
-  cmake_parse_arguments(ARG "" "SOURCE;NAME" "" ${ARGN})
+  cmake_parse_arguments(ARG "" "SOURCE;NAME" "DEFINES" ${ARGN})
+  list(TRANSFORM ARG_DEFINES PREPEND -D)
   set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/bpf)
   set(obj ${out_dir}/${ARG_NAME}.bpf.o)
   set(skel ${out_dir}/${ARG_NAME}.skel.h)
@@ -29,7 +30,7 @@ function(scry_bpf_skeleton target)
     OUTPUT ${obj}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
     COMMAND ${SCRY_CLANG} -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${SCRY_BPF_ARCH}
-            -I${PROJECT_SOURCE_DIR}/bpf/include -I${src_dir} -c ${src} -o ${obj}.tmp
+            ${ARG_DEFINES} -I${PROJECT_SOURCE_DIR}/bpf/include -I${src_dir} -c ${src} -o ${obj}.tmp
     COMMAND ${SCRY_LLVM_STRIP} -g ${obj}.tmp -o ${obj}
     DEPENDS ${src} ${shared_headers}
     COMMENT "BPF ${ARG_NAME}.bpf.o"

@@ -27,7 +27,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by user space before load. */
 const volatile __u32 rtt_sample_every = 16;      /* tcp_probe: one event in N per CPU feeds the RTT histogram */
 const volatile bool rtt_enabled = true;
-const volatile bool windows_enabled = true;      /* window histograms with each RTT sample */
+const volatile bool windows_enabled = false;     /* window histograms with each RTT sample */
 const volatile bool kfree_skb_has_rx_sk = false; /* kfree_skb passes the receiving socket (6.12+) */
 
 /* Tracked sockets, from connect() or the handshake until TCP_CLOSE (every socket reaches it before it is
@@ -87,6 +87,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct net_series);
 } conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NET_SERIES + 1); /* by series number, as conns */
+	__type(key, __u32);
+	__type(value, struct net_conn_counts);
+} conn_counts SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -161,10 +168,21 @@ static const __u64 zero_count;
  * otherwise. btf is a constant in every inlined copy, so only one of the two is compiled in. */
 #define RD(btf, p, field) ((btf) ? (p)->field : BPF_CORE_READ(p, field))
 
-/* The tcp_sock of a socket: a BTF pointer for direct loads in tp_btf programs (NULL if not TCP);
- * elsewhere the same address, read with probe reads. */
+#ifdef NET_KFUNC_CAST
+/* 6.2+. Only the object built for kernels that have it names it: libbpf cannot load an object that names
+ * a kfunc without the kernel's BTF, which older kernels may lack (--btf-path). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#endif
+
+/* The tcp_sock of a TCP socket (every caller's socket is a full TCP one): in tp_btf programs a BTF pointer
+ * for direct loads, through the bpf_rdonly_cast kfunc where the object has it (the verifier makes it a
+ * move: no helper call); elsewhere the same address, read with probe reads. */
 static __always_inline struct tcp_sock *tcp_of(struct sock *sk, bool btf)
 {
+#ifdef NET_KFUNC_CAST
+	if (btf)
+		return bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+#endif
 	return btf ? bpf_skc_to_tcp_sock(sk) : (struct tcp_sock *)sk;
 }
 
@@ -459,16 +477,16 @@ static __always_inline bool transfer(struct sock *sk, int state, bool client, bo
 	return true;
 }
 
-static __always_inline void add_transfer(struct net_conn_stats *st, struct sock *sk, int old, bool client, bool btf)
+static __always_inline void add_transfer(struct net_conn_counts *c, struct sock *sk, int old, bool client, bool btf)
 {
 	struct net_transfer t;
 
 	if (!transfer(sk, old, client, true, btf, &t))
 		return;
-	__sync_fetch_and_add(&st->bytes_sent, t.sent);
-	__sync_fetch_and_add(&st->bytes_received, t.received);
-	__sync_fetch_and_add(&st->segs_sent, t.segs_sent);
-	__sync_fetch_and_add(&st->segs_received, t.segs_received);
+	c->bytes_sent += t.sent;
+	c->bytes_received += t.received;
+	c->segs_sent += t.segs_sent;
+	c->segs_received += t.segs_received;
 }
 
 /* When the SYN-ACK that establishes a client's connection came in: the socket's own clock sample, taken
@@ -483,6 +501,7 @@ static __always_inline __u64 synack_received_ns(struct tcp_sock *tp, bool btf)
 static __always_inline void on_set_state(struct sock *sk, int old, int new, bool btf)
 {
 	struct net_listener_key lkey = {};
+	struct net_conn_counts *counts;
 	struct net_conn_stats *st;
 	struct net_sock *s, ns = {};
 	struct tcp_sock *tp;
@@ -535,10 +554,11 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 		return;
 	if (new == TCP_ESTABLISHED && !s->established) {
 		st = series_stats(&s->key, &s->series);
-		if (!st)
+		counts = st ? bpf_map_lookup_elem(&conn_counts, &s->series) : NULL;
+		if (!counts)
 			return;
 		s->established = 1;
-		__sync_fetch_and_add(&st->opened, 1);
+		counts->opened++;
 		/* the handshake's round trip, measured by the kernel just before this transition */
 		tp = tcp_of(sk, btf);
 		/* a child starts with its request's SYN-ACK retransmits, counted for the listener */
@@ -559,9 +579,10 @@ static __always_inline void on_set_state(struct sock *sk, int old, int new, bool
 		struct net_closed *closed = bpf_map_lookup_elem(&last_closed, &zero);
 
 		st = series_stats(&s->key, &s->series);
-		if (st && s->established) {
-			__sync_fetch_and_add(&st->closed, 1);
-			add_transfer(st, sk, old, s->key.direction == NET_DIR_CLIENT, btf);
+		counts = st ? bpf_map_lookup_elem(&conn_counts, &s->series) : NULL;
+		if (counts && s->established) {
+			counts->closed++;
+			add_transfer(counts, sk, old, s->key.direction == NET_DIR_CLIENT, btf);
 		} else if (st && (old == TCP_SYN_SENT || old == TCP_SYN_RECV)) {
 			__u32 reason = fail_reason(sk, btf);
 

@@ -27,18 +27,26 @@ struct net_conn_key {
 	__u32 pad;
 };
 
-struct net_conn_stats {
+/* What every connection adds to its series at establishment and close, counted per CPU (conn_counts), so
+ * that the CPUs handling one series' connections do not all write the same lines. Only the
+ * inet_sock_set_state program writes them, and the kernel never runs a program nested in itself on a CPU,
+ * so the adds are plain. */
+struct net_conn_counts {
 	__u64 opened;
 	__u64 closed; /* of the opened ones */
+	__u64 bytes_sent; /* data acknowledged by the peer; added when the connection closes */
+	__u64 bytes_received;
+	__u64 segs_sent;
+	__u64 segs_received;
+};
+
+/* The rest of a series' values, shared by the CPUs (atomic adds). */
+struct net_conn_stats {
 	__u64 failed[NET_FAIL_NR];
 	__u64 retrans_segs; /* data segments, and for the server side the listener's SYN-ACKs too */
 	__u64 syn_retrans;  /* client: SYNs retransmitted; server: SYN-ACKs retransmitted */
 	__u64 resets_sent;
 	__u64 resets_received;
-	__u64 bytes_sent; /* data acknowledged by the peer; added when the connection closes */
-	__u64 bytes_received;
-	__u64 segs_sent;
-	__u64 segs_received;
 	struct scry_hist connect;   /* client: SYN sent to established */
 	struct scry_hist handshake; /* server: SYN-ACK sent to the handshake's final ACK */
 	struct scry_hist rtt;       /* smoothed RTT: at establishment, then sampled received segments */

@@ -32,24 +32,42 @@ uint64_t MonotonicNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + ts.tv_nsec;
 }
 
-void Add(net_conn_stats& a, const net_conn_stats& b) {
+// A series' values: its counts summed over the CPUs, and the values the CPUs share.
+struct SeriesValues {
+  net_conn_counts counts{};
+  net_conn_stats stats{};
+};
+
+void Add(net_conn_counts& a, const net_conn_counts& b) {
   a.opened += b.opened;
   a.closed += b.closed;
+  a.bytes_sent += b.bytes_sent;
+  a.bytes_received += b.bytes_received;
+  a.segs_sent += b.segs_sent;
+  a.segs_received += b.segs_received;
+}
+
+void Add(net_conn_stats& a, const net_conn_stats& b) {
   for (int i = 0; i < NET_FAIL_NR; i++) a.failed[i] += b.failed[i];
   a.retrans_segs += b.retrans_segs;
   a.syn_retrans += b.syn_retrans;
   a.resets_sent += b.resets_sent;
   a.resets_received += b.resets_received;
-  a.bytes_sent += b.bytes_sent;
-  a.bytes_received += b.bytes_received;
-  a.segs_sent += b.segs_sent;
-  a.segs_received += b.segs_received;
   Merge(a.connect, b.connect);
   Merge(a.handshake, b.handshake);
   Merge(a.rtt, b.rtt);
   Merge(a.cwnd, b.cwnd);
   Merge(a.snd_wnd, b.snd_wnd);
   Merge(a.rcv_wnd, b.rcv_wnd);
+}
+
+// The counts of series number id, summed over the CPUs (zero if they cannot be read).
+net_conn_counts SumCounts(int fd, __u32 id) {
+  std::vector<net_conn_counts> per_cpu(PossibleCpus());
+  net_conn_counts sum{};
+  if (bpf_map_lookup_elem(fd, &id, per_cpu.data()) == 0)
+    for (const auto& c : per_cpu) Add(sum, c);
+  return sum;
 }
 
 std::string KeyBytes(const net_conn_key& k) { return std::string(reinterpret_cast<const char*>(&k), sizeof(k)); }
@@ -74,6 +92,18 @@ ConnCollector::ConnCollector(const BpfObject& bpf, WorkloadSeries series, size_t
       series_(std::move(series)),
       peers_(max_peers, "other"),
       pods_(std::move(pods)) {}
+
+void ConnCollector::FreeRetiredSeries() const {
+  if (retired_.empty()) return;
+  int counts_fd = bpf_.MapFd("conn_counts"), free_fd = bpf_.MapFd("free_conns");
+  std::vector<net_conn_counts> zero(PossibleCpus());
+  for (__u32 id : retired_) {
+    // a program that found the series just before it was retired may have added to its counts since
+    bpf_map_update_elem(counts_fd, &id, zero.data(), BPF_ANY);
+    bpf_map_update_elem(free_fd, nullptr, &id, BPF_ANY);  // a push
+  }
+  retired_.clear();
+}
 
 void ConnCollector::ScanSockets(std::map<std::string, Transfer>& open,
                                 std::map<std::pair<uint64_t, uint16_t>, Listener>& listeners) const {
@@ -112,42 +142,45 @@ void ConnCollector::ScanSockets(std::map<std::string, Transfer>& open,
 
 std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
   std::lock_guard lock(mutex_);
-  int fd = bpf_.MapFd("conns"), ids_fd = bpf_.MapFd("conn_ids");
+  int fd = bpf_.MapFd("conns"), ids_fd = bpf_.MapFd("conn_ids"), counts_fd = bpf_.MapFd("conn_counts");
   uint64_t now = MonotonicNs();
+  FreeRetiredSeries();
 
   // The series first, then the open sockets: a connection that closes in between is in neither for this
   // scrape (never in both), so the sums never run ahead of the truth.
   struct Entry {
     net_conn_key key;
     __u32 id;
-    net_conn_stats stats;
+    SeriesValues values;
   };
   std::vector<Entry> entries;
   ForEachEntry<net_conn_key, __u32>(ids_fd, [&](const net_conn_key& k, const __u32& id) {
     net_series v;
-    if (bpf_map_lookup_elem(fd, &id, &v) == 0 && KeyBytes(v.key) == KeyBytes(k)) entries.push_back({k, id, v.stats});
+    if (bpf_map_lookup_elem(fd, &id, &v) == 0 && KeyBytes(v.key) == KeyBytes(k))
+      entries.push_back({k, id, {SumCounts(counts_fd, id), v.stats}});
   });
   std::map<std::string, Transfer> open;
   std::map<std::pair<uint64_t, uint16_t>, Listener> listeners;
   if (sockets_) ScanSockets(open, listeners);
 
-  std::map<Labels, net_conn_stats> series;
+  std::map<Labels, SeriesValues> series;
   std::vector<std::pair<net_conn_key, __u32>> expired;
   std::map<std::string, std::pair<uint64_t, uint64_t>> activity;
   series_.Begin();
   peers_.Begin();
-  for (auto& [k, id, s] : entries) {
+  for (auto& [k, id, v] : entries) {
     auto verdict = series_.Label(k.cgroup_id);
     if (verdict.action == WorkloadSeries::Action::kDelete) expired.emplace_back(k, id);
     if (verdict.action != WorkloadSeries::Action::kExport) continue;
+    net_conn_counts& c = v.counts;
     // when the entry's counts last moved, as seen from here (no clock read in the kernel's hot path)
-    uint64_t events = s.opened + s.closed + s.retrans_segs + s.resets_sent + s.resets_received;
-    for (auto f : s.failed) events += f;
+    uint64_t events = c.opened + c.closed + v.stats.retrans_segs + v.stats.resets_sent + v.stats.resets_received;
+    for (auto f : v.stats.failed) events += f;
     auto& [count, since] = activity[KeyBytes(k)];
     auto old = activity_.find(KeyBytes(k));
     count = events;
     since = old != activity_.end() && old->second.first == events ? old->second.second : now;
-    if (s.opened == s.closed && since + static_cast<uint64_t>(expiry_.count()) < now) {
+    if (c.opened == c.closed && since + static_cast<uint64_t>(expiry_.count()) < now) {
       expired.emplace_back(k, id);  // no open connection, quiet for the expiry time
       continue;
     }
@@ -167,12 +200,14 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
     labels.push_back({"peer", peer});
     labels.push_back({"port", port});
     if (auto t = open.find(KeyBytes(k)); t != open.end()) {
-      s.bytes_sent += t->second.bytes_sent;
-      s.bytes_received += t->second.bytes_received;
-      s.segs_sent += t->second.segs_sent;
-      s.segs_received += t->second.segs_received;
+      c.bytes_sent += t->second.bytes_sent;
+      c.bytes_received += t->second.bytes_received;
+      c.segs_sent += t->second.segs_sent;
+      c.segs_received += t->second.segs_received;
     }
-    Add(series.try_emplace(std::move(labels), net_conn_stats{}).first->second, s);
+    SeriesValues& sum = series[std::move(labels)];
+    Add(sum.counts, c);
+    Add(sum.stats, v.stats);
   }
   std::map<Labels, Listener> listener_series;
   for (const auto& [key, l] : listeners) {
@@ -192,7 +227,8 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
   activity_ = std::move(activity);
   // byte and segment counters never step back (see transfer_reported_)
   std::map<Labels, Transfer> reported;
-  for (auto& [labels, s] : series) {
+  for (auto& [labels, v] : series) {
+    net_conn_counts& s = v.counts;
     Transfer& last = transfer_reported_[labels];
     s.bytes_sent = std::max(s.bytes_sent, last.bytes_sent);
     s.bytes_received = std::max(s.bytes_received, last.bytes_received);
@@ -202,15 +238,15 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
   }
   transfer_reported_ = std::move(reported);
   for (const auto& [k, id] : expired) {
-    // a connection may have started since the walk: free only what is still quiet
-    net_series v{};
-    if (bpf_map_lookup_elem(fd, &id, &v) == 0 && v.stats.opened != v.stats.closed) continue;
-    // out of conn_ids first, so that no new connection finds the number; then cleared, which tells the
-    // sockets that still hold it that it is not theirs; then free
+    // a connection may have started since the walk: retire only what is still quiet
+    net_conn_counts c = SumCounts(counts_fd, id);
+    if (c.opened != c.closed) continue;
+    // out of conn_ids first, so that no new connection finds the number; then its key cleared, which
+    // tells the sockets that still hold it that it is not theirs; freed at the next scrape
     bpf_map_delete_elem(ids_fd, &k);
-    v = {};
+    net_series v{};
     bpf_map_update_elem(fd, &id, &v, BPF_ANY);
-    bpf_map_update_elem(bpf_.MapFd("free_conns"), nullptr, &id, BPF_ANY);  // a push
+    retired_.push_back(id);
   }
 
   auto opened = MakeFamily("scry_net_connections_opened_total",
@@ -269,24 +305,26 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
                                    "SYNs and handshake completions dropped by the workload's listening sockets (full "
                                    "accept or SYN queue...), from each socket's own count.", MetricType::Counter);
 
-  for (const auto& [labels, s] : series) {
+  for (const auto& [labels, v] : series) {
+    const net_conn_counts& c = v.counts;
+    const net_conn_stats& s = v.stats;
     bool client = labels[labels.size() - 3].value == "client";
-    AddCounter(opened, labels, static_cast<double>(s.opened));
+    AddCounter(opened, labels, static_cast<double>(c.opened));
     for (int i = 0; i < NET_FAIL_NR; i++) {
       Labels l = labels;
       l.push_back({"reason", kFailReasons[i]});
       AddCounter(failed, std::move(l), static_cast<double>(s.failed[i]));
     }
-    AddCounter(closed, labels, static_cast<double>(s.closed));
-    AddGauge(active, labels, static_cast<double>(s.opened - s.closed));
+    AddCounter(closed, labels, static_cast<double>(c.closed));
+    AddGauge(active, labels, static_cast<double>(c.opened - c.closed));
     if (client)
       AddHistogram(connect, labels, ToPrometheus(s.connect, kLatencySeconds));
     else
       AddHistogram(handshake, labels, ToPrometheus(s.handshake, kLatencySeconds));
-    AddCounter(bytes_sent, labels, static_cast<double>(s.bytes_sent));
-    AddCounter(bytes_received, labels, static_cast<double>(s.bytes_received));
-    AddCounter(segs_sent, labels, static_cast<double>(s.segs_sent));
-    AddCounter(segs_received, labels, static_cast<double>(s.segs_received));
+    AddCounter(bytes_sent, labels, static_cast<double>(c.bytes_sent));
+    AddCounter(bytes_received, labels, static_cast<double>(c.bytes_received));
+    AddCounter(segs_sent, labels, static_cast<double>(c.segs_sent));
+    AddCounter(segs_received, labels, static_cast<double>(c.segs_received));
     if (retransmits_) {
       AddCounter(retrans, labels, static_cast<double>(s.retrans_segs));
       AddCounter(syn_retrans, labels, static_cast<double>(s.syn_retrans));

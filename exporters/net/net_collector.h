@@ -37,6 +37,8 @@ class ConnCollector : public prometheus::Collectable {
   struct Listener {
     uint64_t drops = 0, queue_len = 0, queue_max = 0;
   };
+  // Gives the numbers of the series retired at the last scrape back to the programs, their counts cleared.
+  void FreeRetiredSeries() const;
   // Open connections' transfer by series key, and listeners by (cgroup id, port), from one iterator run.
   void ScanSockets(std::map<std::string, Transfer>& open,
                    std::map<std::pair<uint64_t, uint16_t>, Listener>& listeners) const;
@@ -56,6 +58,7 @@ class ConnCollector : public prometheus::Collectable {
   mutable uint64_t scan_errors_ = 0;
   // per entry of the conns map: the sum of its event counts and when that sum last changed (monotonic ns)
   mutable std::map<std::string, std::pair<uint64_t, uint64_t>> activity_;
+  mutable std::vector<__u32> retired_;  // series numbers out of conn_ids, not yet free
 };
 
 // Drops by kernel drop reason: node-wide, and per workload where the socket is known.

@@ -1,9 +1,12 @@
 #include "net_exporter.h"
 
+#include <bpf/btf.h>
+
 #include <bit>
 
 #include "net.h"
 #include "net.skel.h"
+#include "net_cast.skel.h"
 #include "net_collector.h"
 #include "scry/errors.h"
 #include "scry/log.h"
@@ -55,7 +58,8 @@ void NetExporter::AddOptions(po::options_description& desc) {
     ("bpf.series", po::value<uint32_t>()->default_value(NET_SERIES),
      "Workload, direction and peer combinations the BPF programs count at once (series not yet expired, "
      "before --collector.peers.max folds peers into \"other\"); more are not counted "
-     "(scry_lost_events_total{reason=\"conns_map_full\"}). Allocated at start: about 1.5 KiB each.")
+     "(scry_lost_events_total{reason=\"conns_map_full\"}). Allocated at start: about 1.5 KiB each, and 48 bytes "
+     "per CPU.")
     ("bpf.tracked-sockets", po::value<uint32_t>()->default_value(NET_SOCK_BUCKETS * 4),
      "Connections the BPF table tracks at once (from connect() or the handshake until the close); more are "
      "not counted (scry_lost_events_total{reason=\"socks_map_full\"}). Allocated at start: about 120 bytes "
@@ -81,7 +85,11 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
 
   BpfSpec spec;
   spec.object_name = "net";
-  spec.elf = net_bpf__elf_bytes(&spec.elf_size);
+  // The kernel's own BTF, not --btf-path: libbpf resolves kfuncs there.
+  const bool kfunc_cast = BtfHas(BTF_KIND_FUNC, "bpf_rdonly_cast");
+  spec.elf = kfunc_cast ? net_cast_bpf__elf_bytes(&spec.elf_size) : net_bpf__elf_bytes(&spec.elf_size);
+  log::Debug(kfunc_cast ? "tp_btf programs read tcp_sock through bpf_rdonly_cast"
+                        : "no bpf_rdonly_cast kfunc: tp_btf programs read tcp_sock through bpf_skc_to_tcp_sock");
   spec.features = {
       {"connections", "TCP connections per workload and peer: opened, failed, closed, latency, bytes", true, {}, {}},
       {"retransmits", "retransmitted TCP segments per workload and peer", false, {"connections"}, {}},
@@ -104,6 +112,7 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
   spec.lost_reasons = {"socks_map_full", "conns_map_full", "listeners_map_full", "drops_map_full"};
   // Series numbers 1..series; 0 means none.
   spec.max_entries["conns"] = series + 1;
+  spec.max_entries["conn_counts"] = series + 1;
   spec.max_entries["conn_ids"] = series;
   spec.max_entries["free_conns"] = series;
   spec.used_entries["conns"] = CountSeries;
