@@ -131,6 +131,14 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
+/* Drops counted without a hash lookup (a helper call per drop) while the key has its slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NET_DROP_SLOTS);
+	__type(key, __u32);
+	__type(value, struct net_drop_slot);
+} drop_slots SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -724,6 +732,8 @@ static __always_inline void on_probe(struct sock *sk, bool btf)
 static __always_inline void on_drop(struct sk_buff *skb, __u32 reason, struct sock *sk, bool btf)
 {
 	struct net_drop_key key = {.reason = reason};
+	struct net_drop_slot *slot;
+	__u32 slot_index;
 	__u64 *n;
 
 	if (reason <= 1) /* not dropped yet, consumed */
@@ -741,9 +751,23 @@ static __always_inline void on_drop(struct sk_buff *skb, __u32 reason, struct so
 				key.cgroup_id = 0;
 		}
 	}
+	/* per-CPU, and the program never runs nested in itself on a CPU: plain adds */
+	slot_index = (__u32)(((key.cgroup_id ^ ((__u64)key.reason << 16 | key.protocol)) * 0x9E3779B97F4A7C15ull) >> 32) &
+		     (NET_DROP_SLOTS - 1);
+	slot = bpf_map_lookup_elem(&drop_slots, &slot_index);
+	if (slot && !slot->key.reason) {
+		slot->key = key;
+		slot->count = 1;
+		return;
+	}
+	if (slot && slot->key.cgroup_id == key.cgroup_id && slot->key.reason == key.reason &&
+	    slot->key.protocol == key.protocol) {
+		slot->count++;
+		return;
+	}
 	n = scry_lookup_or_init(&drops, &key, &zero_count);
 	if (n)
-		*n += 1; /* per-CPU */
+		*n += 1;
 	else
 		scry_count_lost(&lost_events, NET_LOST_DROPS_FULL);
 }

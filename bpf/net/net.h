@@ -115,6 +115,16 @@ struct net_drop_key {
 	__u16 pad;
 };
 
+/* One key's drops on one CPU, in the direct-mapped array in front of the drops hash (drop_slots): a key
+ * whose slot holds another key is counted in the hash. A slot keeps its key for good (user space never
+ * clears it: the count would race with the program's adds). */
+struct net_drop_slot {
+	struct net_drop_key key; /* reason 0 while free: drops have reasons above 1 */
+	__u64 count;
+};
+
+#define NET_DROP_SLOTS 64
+
 /* What the socket iterator (iter/task_file) reports of one socket found in a process's files. The same
  * socket seen through several descriptors or processes has the same inode. */
 enum net_socket_kind {

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <set>
+#include <tuple>
 
 #include "net.h"
 #include "scry/bpf_maps.h"
@@ -397,27 +398,36 @@ std::string ProtocolName(uint16_t protocol) {
 
 std::vector<prometheus::MetricFamily> DropCollector::Collect() const {
   std::lock_guard lock(mutex_);
-  int fd = bpf_.MapFd("drops");
+  int fd = bpf_.MapFd("drops"), slots_fd = bpf_.MapFd("drop_slots");
   std::map<std::pair<uint32_t, uint16_t>, uint64_t> node = retired_;
   std::map<Labels, uint64_t> workload;
   std::vector<net_drop_key> expired;
-  series_.Begin();
+  // each key's count: in the hash, and in the slots it holds on some CPUs (never cleared)
+  std::map<std::tuple<uint64_t, uint32_t, uint16_t>, std::pair<uint64_t, uint64_t>> counts;  // -> (hash, slots)
   ForEachPerCpuEntry<net_drop_key, __u64>(fd, [&](const net_drop_key& k, const std::vector<__u64>& per_cpu) {
-    uint64_t n = 0;
-    for (auto v : per_cpu) n += v;
-    node[{k.reason, k.protocol}] += n;
-    if (k.cgroup_id == 0) return;
-    auto verdict = series_.Label(k.cgroup_id);
-    if (verdict.action == WorkloadSeries::Action::kDelete) {
-      expired.push_back(k);
-      retired_[{k.reason, k.protocol}] += n;
-    }
-    if (verdict.action != WorkloadSeries::Action::kExport) return;
-    Labels labels = std::move(verdict.labels);
-    labels.push_back({"reason", ReasonName(k.reason)});
-    labels.push_back({"protocol", ProtocolName(k.protocol)});
-    workload[std::move(labels)] += n;
+    for (auto v : per_cpu) counts[{k.cgroup_id, k.reason, k.protocol}].first += v;
   });
+  std::vector<net_drop_slot> per_cpu(PossibleCpus());
+  for (__u32 i = 0; i < NET_DROP_SLOTS; i++)
+    if (bpf_map_lookup_elem(slots_fd, &i, per_cpu.data()) == 0)
+      for (const auto& slot : per_cpu)
+        if (slot.key.reason > 1) counts[{slot.key.cgroup_id, slot.key.reason, slot.key.protocol}].second += slot.count;
+  series_.Begin();
+  for (const auto& [k, n] : counts) {
+    const auto& [cgroup_id, reason, protocol] = k;
+    node[{reason, protocol}] += n.first + n.second;
+    if (cgroup_id == 0) continue;
+    auto verdict = series_.Label(cgroup_id);
+    if (verdict.action == WorkloadSeries::Action::kDelete && n.first) {
+      expired.push_back({.cgroup_id = cgroup_id, .reason = reason, .protocol = protocol, .pad = 0});
+      retired_[{reason, protocol}] += n.first;  // what stays in the slots is summed above at each scrape
+    }
+    if (verdict.action != WorkloadSeries::Action::kExport) continue;
+    Labels labels = std::move(verdict.labels);
+    labels.push_back({"reason", ReasonName(reason)});
+    labels.push_back({"protocol", ProtocolName(protocol)});
+    workload[std::move(labels)] += n.first + n.second;
+  }
   series_.End();
   for (const auto& k : expired) bpf_map_delete_elem(fd, &k);
 
