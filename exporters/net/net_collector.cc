@@ -229,13 +229,13 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
   // byte and segment counters never step back (see transfer_reported_)
   std::map<Labels, Transfer> reported;
   for (auto& [labels, v] : series) {
-    net_conn_counts& s = v.counts;
+    net_conn_counts& c = v.counts;
     Transfer& last = transfer_reported_[labels];
-    s.bytes_sent = std::max(s.bytes_sent, last.bytes_sent);
-    s.bytes_received = std::max(s.bytes_received, last.bytes_received);
-    s.segs_sent = std::max(s.segs_sent, last.segs_sent);
-    s.segs_received = std::max(s.segs_received, last.segs_received);
-    reported[labels] = {s.bytes_sent, s.bytes_received, s.segs_sent, s.segs_received};
+    c.bytes_sent = std::max(c.bytes_sent, last.bytes_sent);
+    c.bytes_received = std::max(c.bytes_received, last.bytes_received);
+    c.segs_sent = std::max(c.segs_sent, last.segs_sent);
+    c.segs_received = std::max(c.segs_received, last.segs_received);
+    reported[labels] = {c.bytes_sent, c.bytes_received, c.segs_sent, c.segs_received};
   }
   transfer_reported_ = std::move(reported);
   for (const auto& [k, id] : expired) {
