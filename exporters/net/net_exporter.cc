@@ -48,6 +48,10 @@ void NetExporter::AddOptions(po::options_description& desc) {
     ("collector.rtt.sample-every", po::value<uint32_t>()->default_value(16),
      "Feed one tcp_probe event in N (per CPU) into the RTT histogram; each connection's handshake round trip "
      "is always in it.")
+    ("collector.rtt.duty-cycle", po::value<double>()->default_value(0.1, "0.1"),
+     "Share of the time tcp_probe is attached: for that share of every 10 s, from a random offset (0.1: one "
+     "second in ten; 1: always). It fires at every received segment, and the kernel's call into the program "
+     "costs at each one, sampled or not; the handshakes' round trips are in the RTT histogram all the time.")
     ("collector.windows", po::value<bool>()->default_value(false)->implicit_value(true),
      "Congestion window and send/receive window histograms, sampled with the RTT (needs --collector.rtt). "
      "Adds 90 lines to each workload and peer's series.")
@@ -75,6 +79,10 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
   if (vm["collector.peers.max"].as<size_t>() == 0) throw UsageError("--collector.peers.max must be at least 1");
   if (vm["collector.rtt.sample-every"].as<uint32_t>() == 0)
     throw UsageError("--collector.rtt.sample-every must be at least 1");
+  const double duty_cycle = vm["collector.rtt.duty-cycle"].as<double>();
+  if (!(duty_cycle > 0 && duty_cycle <= 1))
+    throw UsageError("--collector.rtt.duty-cycle must be above 0 and at most 1 (--collector.rtt=false turns the "
+                     "RTT off)");
   ParseDuration("collector.peers.expiry", vm["collector.peers.expiry"].as<std::string>());
   const uint32_t series = vm["bpf.series"].as<uint32_t>();
   if (series < 16 || series > (1u << 20))
@@ -105,7 +113,7 @@ BpfSpec NetExporter::MakeBpfSpec(const po::variables_map& vm) {
       {"retransmit_synack", "retransmits", {"retransmit_synack_btf", "retransmit_synack_raw"}},
       {"send_reset", "resets", {"send_reset_btf", "send_reset_raw"}},
       {"receive_reset", "resets", {"receive_reset_btf", "receive_reset_raw"}},
-      {"probe", "rtt", {"probe_btf", "probe_raw"}},
+      {"probe", "rtt", {"probe_btf", "probe_raw"}, false, duty_cycle},
       {"kfree_skb", "drops", {"drop_btf", "drop_raw"}},
       {"socket_files", "sockets", {"socket_files"}},
   };

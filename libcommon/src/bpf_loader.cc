@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <iterator>
 #include <memory>
+#include <random>
 
 #include "scry/errors.h"
 #include "scry/lifecycle.h"
@@ -147,7 +148,9 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
   bool permission_denied = false;
   ObjectPtr sections(Open());
   for (const auto& hook : spec_.hooks) {
-    HookResult result{hook.name, hook.feature, "", AttachMode::None, hook.optional, "", {}};
+    if (!(hook.duty_cycle > 0 && hook.duty_cycle <= 1))
+      throw RuntimeError(spec_.object_name + ": hook " + hook.name + " has a duty cycle outside (0, 1]");
+    HookResult result{hook.name, hook.feature, "", AttachMode::None, hook.optional, hook.duty_cycle, "", {}};
     if (!feature_enabled(hook.feature)) {
       hooks_.push_back(result);
       continue;
@@ -223,8 +226,17 @@ BpfObject::BpfObject(const BpfSpec& spec) : spec_(spec) {
       h.mode = AttachMode::None;
       continue;
     }
+    if (h.duty_cycle < 1) {
+      bpf_link__destroy(link);  // attached once to know it attaches; from now on in its cycles
+      cycled_.push_back({.hook = h.hook,
+                         .program = bpf_object__find_program_by_name(obj_, h.program.c_str()),
+                         .duty_cycle = h.duty_cycle});
+      continue;
+    }
     links_[h.hook] = link;
   }
+  loaded_ = std::chrono::steady_clock::now();
+  if (!cycled_.empty()) cycle_thread_ = std::thread([this] { RunCycles(); });
   ComputeFeatures();  // again, in case a final attach failed where its probe had worked
   // Every probe and the final load parsed the kernel's BTF (megabytes each): give the freed heap back.
   malloc_trim(0);
@@ -251,7 +263,73 @@ void BpfObject::ComputeFeatures() {
 
 BpfObject::~BpfObject() { Close(); }
 
+void BpfObject::RunCycles() {
+  using Clock = std::chrono::steady_clock;
+  struct Switch {
+    Clock::time_point at;
+    CycledHook* hook;
+    bool attach;
+  };
+  std::minstd_rand random(std::random_device{}());
+  std::unique_lock lock(cycle_mutex_);
+  for (auto start = Clock::now();; start = std::max(start + kHookCycle, Clock::now())) {
+    std::vector<Switch> switches;
+    for (auto& c : cycled_) {
+      auto on = std::chrono::duration_cast<Clock::duration>(kHookCycle * c.duty_cycle);
+      std::uniform_int_distribution<Clock::rep> offset(0, (kHookCycle - on).count());
+      auto at = start + Clock::duration(offset(random));
+      switches.push_back({at, &c, true});
+      switches.push_back({at + on, &c, false});
+    }
+    std::sort(switches.begin(), switches.end(), [](const auto& a, const auto& b) { return a.at < b.at; });
+    switches.push_back({start + kHookCycle, nullptr, false});  // the cycle's end
+    for (const auto& s : switches) {
+      if (cycle_wake_.wait_until(lock, s.at, [this] { return cycle_stop_; })) return;
+      if (!s.hook) break;
+      CycledHook& c = *s.hook;
+      // Outside the lock, which scrapes take for the times: a detach waits for the programs that run.
+      lock.unlock();
+      bpf_link* link = s.attach ? bpf_program__attach(c.program) : nullptr;
+      int err = errno;
+      if (!s.attach && c.link) bpf_link__destroy(c.link);
+      lock.lock();
+      auto now = Clock::now();
+      if (!s.attach && c.link) c.attached += now - c.since;
+      c.link = link;
+      c.since = now;
+      if (s.attach && !link && !c.warned) {
+        c.warned = true;
+        log::Warn("cannot attach a BPF program for its part of the cycle: it misses events until it can "
+                  "(scry_bpf_program_attached_seconds_total)",
+                  {{"hook", c.hook}, {"error", ErrorText(err)}});
+      }
+    }
+  }
+}
+
+double BpfObject::AttachedSeconds(const std::string& hook) const {
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(cycle_mutex_);
+  for (const auto& c : cycled_)
+    if (c.hook == hook)
+      return std::chrono::duration<double>(c.attached + (c.link ? now - c.since : decltype(now - c.since){}))
+          .count();
+  return links_.count(hook) ? std::chrono::duration<double>(now - loaded_).count() : 0;
+}
+
 void BpfObject::Close() {
+  {
+    std::lock_guard lock(cycle_mutex_);
+    cycle_stop_ = true;
+  }
+  cycle_wake_.notify_all();
+  if (cycle_thread_.joinable()) cycle_thread_.join();
+  {
+    std::lock_guard lock(cycle_mutex_);
+    for (auto& c : cycled_)
+      if (c.link) bpf_link__destroy(c.link);
+    cycled_.clear();
+  }
   for (auto& [hook, link] : links_) bpf_link__destroy(link);
   links_.clear();
   if (obj_) bpf_object__close(obj_);

@@ -174,6 +174,17 @@ CommonOptions ParseOptions(const ExporterInfo& info, Exporter& exporter, int arg
   return o;
 }
 
+namespace {
+
+// 0.1, not 0.10000000000000001.
+std::string DutyCycleText(double share) {
+  std::ostringstream out;
+  out << share;
+  return out.str();
+}
+
+}  // namespace
+
 std::string CheckReport(const ExporterInfo& info, const BpfObject& bpf) {
   std::ostringstream out;
   out << "scry-" << info.name << " " << kVersion << " on this kernel: " << (bpf.Usable() ? "usable" : "NOT usable")
@@ -198,6 +209,8 @@ std::string CheckReport(const ExporterInfo& info, const BpfObject& bpf) {
           program += (i ? ", " : "") + name + ": " + error.substr(0, error.find(':'));
         }
         program += ")";
+      } else if (h.mode != AttachMode::None && h.duty_cycle < 1) {
+        program += "  (attached " + DutyCycleText(h.duty_cycle) + " of the time, in cycles)";
       }
       row(f.spec.name, state, h.hook, f.enabled ? AttachModeName(h.mode) : "-", program);
     }
@@ -275,8 +288,11 @@ int RunExporter(const ExporterInfo& info, Exporter& exporter, int argc, char** a
 
     // Logged once the exporter is up, so that a failed start says one thing only.
     for (const auto& h : bpf.hooks())
-      if (h.mode != AttachMode::None)
-        log::Info("attached", {{"hook", h.hook}, {"program", h.program}, {"mode", AttachModeName(h.mode)}});
+      if (h.mode != AttachMode::None) {
+        log::Fields fields = {{"hook", h.hook}, {"program", h.program}, {"mode", AttachModeName(h.mode)}};
+        if (h.duty_cycle < 1) fields.emplace_back("duty_cycle", DutyCycleText(h.duty_cycle));
+        log::Info("attached", fields);
+      }
     for (const auto& f : bpf.features())
       if (f.enabled && !f.available)
         log::Warn("feature unavailable on this kernel (see --check)", {{"feature", f.spec.name}});

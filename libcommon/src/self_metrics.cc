@@ -56,6 +56,10 @@ std::vector<prometheus::MetricFamily> SelfMetrics::Collect() const {
   auto attached = MakeFamily("scry_bpf_program_attached",
                              "1 if the hook has a BPF program attached; mode is how it is attached.",
                              MetricType::Gauge);
+  auto attached_seconds = MakeFamily("scry_bpf_program_attached_seconds_total",
+                                     "Time the hook's BPF program has been attached: all the time since start, "
+                                     "or a share of it for a hook attached in cycles (a duty cycle below 1).",
+                                     MetricType::Counter);
   auto runs = MakeFamily("scry_bpf_program_runs_total", "Times the BPF program ran (kernel BPF stats).",
                          MetricType::Counter);
   auto run_time = MakeFamily("scry_bpf_program_run_seconds_total",
@@ -78,12 +82,14 @@ std::vector<prometheus::MetricFamily> SelfMetrics::Collect() const {
     uint32_t len = sizeof(info);
     if (!prog || bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
     Labels labels = {{"hook", h.hook}, {"program", h.program}};
+    AddCounter(attached_seconds, labels, bpf_.AttachedSeconds(h.hook));
     AddCounter(missed, labels, static_cast<double>(info.recursion_misses));
     if (!bpf_stats_) continue;
     AddCounter(runs, labels, static_cast<double>(info.run_cnt));
     AddCounter(run_time, std::move(labels), static_cast<double>(info.run_time_ns) / 1e9);
   }
   out.push_back(std::move(attached));
+  out.push_back(std::move(attached_seconds));
   out.push_back(std::move(missed));
   if (bpf_stats_) {
     out.push_back(std::move(runs));

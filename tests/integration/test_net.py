@@ -55,6 +55,23 @@ def wait_for(what, fn, timeout=20):
         time.sleep(0.2)
 
 
+def link_share(pid, tracepoint, seconds):
+    """The share of samples, every 50 ms for `seconds`, in which process pid holds a BPF link to the raw
+    tracepoint (as the kernel lists it in the descriptors' fdinfo)."""
+    fdinfo = "/proc/%d/fdinfo" % pid
+    hits = samples = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        held = False
+        for fd in os.listdir(fdinfo):
+            with contextlib.suppress(OSError), open(os.path.join(fdinfo, fd)) as f:
+                held = held or "tp_name:\t%s\n" % tracepoint in f.read()
+        hits += held
+        samples += 1
+        time.sleep(0.05)
+    return hits / samples
+
+
 class Network:
     """The two namespaces, created once."""
 
@@ -391,6 +408,22 @@ class Connections(NetTest):
         self.assertEqual(m.get("scry_net_listen_queue_capacity", **listener), int(backlog))
         self.assertEqual(int(backlog), 1)
 
+    def test_tcp_probe_attached_a_tenth_of_the_time(self):
+        # --collector.rtt.duty-cycle=0.1: one second in each 10-s cycle; 12 s of samples hold 1 to 3 such seconds
+        pid = self.exporter.proc.pid
+        share = link_share(pid, "tcp_probe", 12)
+        self.assertGreater(share, 0.04)
+        self.assertLess(share, 0.3)
+        self.assertEqual(link_share(pid, "inet_sock_set_state", 1), 1)
+        m = self.exporter.scrape()
+        always = m.get("scry_bpf_program_attached_seconds_total", hook="set_state")
+        probe = m.get("scry_bpf_program_attached_seconds_total", hook="probe")
+        cycles = always // 10
+        self.assertGreaterEqual(cycles, 1)
+        # a second for each cycle ended, and up to one for the cycle under way (a detach takes a moment)
+        self.assertGreater(probe, 0.9 * (cycles - 1))
+        self.assertLess(probe, 1.2 * (cycles + 1))
+
     def test_self_metrics_and_promtool(self):
         m = self.exporter.scrape()
         for feature in ("connections", "retransmits", "resets", "rtt", "drops", "sockets"):
@@ -406,7 +439,13 @@ class Connections(NetTest):
 
 
 class Windows(NetTest):
-    exporter_args = ("--collector.rtt.sample-every=1", "--collector.windows")
+    exporter_args = ("--collector.rtt.sample-every=1", "--collector.rtt.duty-cycle=1", "--collector.windows")
+
+    def test_duty_cycle_1_keeps_tcp_probe_attached(self):
+        self.assertEqual(link_share(self.exporter.proc.pid, "tcp_probe", 1), 1)
+        m = self.exporter.scrape()
+        self.assertAlmostEqual(m.get("scry_bpf_program_attached_seconds_total", hook="probe"),
+                               m.get("scry_bpf_program_attached_seconds_total", hook="set_state"), delta=0.1)
 
     def test_a_peer_that_does_not_read_closes_the_window(self):
         server_cg, server_label = self.w.cgroup("noread")
@@ -809,10 +848,12 @@ class CheckAndBadInput(unittest.TestCase):
                            timeout=120)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertRegex(r.stdout, r"connections\s+available\s+set_state\s+tp_btf")
+        self.assertRegex(r.stdout, r"rtt\s+available\s+probe\s+tp_btf\s+probe_btf  \(attached 0.1 of the time")
 
     def test_bad_flags_exit_2_with_one_line(self):
         for flag in ("--collector.peers.max=0", "--collector.rtt.sample-every=0", "--collector.peers.expiry=soon",
-                     "--bpf.tracked-sockets=100", "--bpf.socket-table=list", "--bpf.series=8"):
+                     "--bpf.tracked-sockets=100", "--bpf.socket-table=list", "--bpf.series=8",
+                     "--collector.rtt.duty-cycle=0", "--collector.rtt.duty-cycle=1.5"):
             r = subprocess.run([os.path.join(scrylib.BIN_DIR, "scry-net"), flag], capture_output=True, text=True,
                                timeout=60)
             self.assertEqual(r.returncode, 2, flag)

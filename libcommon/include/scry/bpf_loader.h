@@ -9,12 +9,16 @@
 
 #include <bpf/libbpf.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace scry {
@@ -45,7 +49,13 @@ struct HookSpec {
   std::string feature;
   std::vector<std::string> programs;  // candidates, any order: they are tried by attach mode
   bool optional = false;              // the feature works (partly) without this hook
+  // Share of the time the program is attached, 0 < share <= 1: in each kHookCycle, for that share of it
+  // from a random offset. For an event so frequent that the kernel's call into the program costs more
+  // than the program's sampled work; 1: attached all the time.
+  double duty_cycle = 1;
 };
+
+inline constexpr std::chrono::seconds kHookCycle{10};
 
 struct BpfSpec {
   std::string object_name;  // for messages
@@ -85,6 +95,7 @@ struct HookResult {
   std::string program;  // the attached program, empty if none
   AttachMode mode = AttachMode::None;
   bool optional = false;
+  double duty_cycle = 1;  // as in the HookSpec
   std::string error;  // why the last candidate failed, when none attached
   std::vector<std::pair<std::string, std::string>> rejected;  // program -> error, in the order tried
 };
@@ -114,8 +125,12 @@ class BpfObject {
   bpf_object* object() const { return obj_; }
   // fd of a map by name; throws RuntimeError if the object has no such map.
   int MapFd(const std::string& name) const;
-  // fd of the link of an attached hook (for iterators: bpf_iter_create), -1 if the hook is not attached.
+  // fd of the link of an attached hook (for iterators: bpf_iter_create), -1 if the hook is not attached
+  // or is attached in cycles.
   int LinkFd(const std::string& hook) const;
+  // Seconds the hook's program has been attached since the object was loaded: all of them, or the parts
+  // of its cycles for a hook with a duty cycle below 1; 0 for a hook with no program.
+  double AttachedSeconds(const std::string& hook) const;
 
   // Detaches every program and frees the object; safe to call twice.
   void Close();
@@ -125,10 +140,30 @@ class BpfObject {
   bool HasHooks(const std::string& feature) const;
   void ComputeFeatures();
   bool TryCandidate(const std::string& program, std::string* error) const;
+  // The thread that attaches and detaches the hooks with a duty cycle below 1, until Close.
+  void RunCycles();
+
+  // A hook attached in cycles. The cycle thread alone attaches and detaches; the times are under
+  // cycle_mutex_.
+  struct CycledHook {
+    std::string hook;
+    bpf_program* program;
+    double duty_cycle;
+    bpf_link* link = nullptr;
+    std::chrono::steady_clock::duration attached{};  // before `since`
+    std::chrono::steady_clock::time_point since{};   // when link was attached, if it is
+    bool warned = false;                             // of a failed attach
+  };
 
   BpfSpec spec_;
   bpf_object* obj_ = nullptr;
-  std::map<std::string, bpf_link*> links_;  // by hook
+  std::map<std::string, bpf_link*> links_;  // by hook, those attached all the time
+  std::chrono::steady_clock::time_point loaded_;
+  std::vector<CycledHook> cycled_;
+  mutable std::mutex cycle_mutex_;
+  std::condition_variable cycle_wake_;
+  bool cycle_stop_ = false;
+  std::thread cycle_thread_;
   std::vector<HookResult> hooks_;
   std::vector<FeatureResult> features_;
 };
