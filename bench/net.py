@@ -213,14 +213,19 @@ def churning(seconds):
 def alternate(arms, seconds, phase, sample, result):
     """The wrk churn for `seconds` while each arm's programs are attached in turn for `phase` seconds, the
     arms in a new random order each round: drift of the machine slower than a round hits every arm alike.
-    arms: {name: (libbpf, [programs])}, an empty list for an arm without. sample(libbpf, programs) is taken
-    as each phase starts and ends; returns {name: [result(start, end), one per round]}."""
+    arms: {name: (libbpf, [programs], [cycled programs], duty cycle)}, no programs for an arm without; the
+    cycled programs are attached in that share of the rounds, as the exporter attaches them that share of
+    the time. sample(libbpf, programs) is taken as each phase starts and ends; returns {name: [result(start,
+    end), one per round]}."""
     rounds = {name: [] for name in arms}
     with churning(seconds):
         end = time.monotonic() + seconds
+        n = 0
         while time.monotonic() < end:
             for name in random.sample(list(arms), len(arms)):
-                L, progs = arms[name]
+                L, progs, cycled, duty = arms[name]
+                if int((n + 1) * duty) > int(n * duty):
+                    progs = progs + cycled
                 links = [L.bpf_program__attach(p) for p in progs]
                 try:
                     if not all(links):
@@ -234,6 +239,7 @@ def alternate(arms, seconds, phase, sample, result):
                         if link:
                             L.bpf_link__destroy(link)
                 rounds[name].append(result(start, stop))
+            n += 1
     return rounds
 
 
@@ -252,8 +258,9 @@ def program_time(arms, seconds=PROGRAM_TIME_SECONDS, phase=0.4):
     """{arm: [BPF ns per connection, one per round]} of each arm's programs under one churn, the arms
     alternated (alternate) with the kernel's BPF stats on (they add two clock reads to every run: the
     arms compare, the loss does not). This VM's speed drifts by a fifth within a minute: arms timed one
-    after the other for seconds each do not compare, arms alternated this way do (round by round)."""
-    timed = {name: arm for name, arm in arms.items() if arm[1]}
+    after the other for seconds each do not compare, arms alternated this way do (round by round). The
+    cycled programs are attached in every round here: this is the time of all the programs."""
+    timed = {name: (L, progs, cycled, 1) for name, (L, progs, cycled, _) in arms.items() if progs}
     stats = next(iter(timed.values()))[0].bpf_enable_stats(0)  # BPF_STATS_RUN_TIME, until the fd is closed
     try:
         return alternate(timed, seconds, phase,
@@ -277,12 +284,13 @@ def print_program_time(times, seconds):
         print("| %s | %.0f | %.3f |" % (name, statistics.median(runs), statistics.median(ratios)))
 
 
-def print_interleaved(phases, times, seconds, phase):
+def print_interleaved(phases, times, seconds, phase, duty):
     rounds = min(len(v) for v in phases.values())
     base = phases["without"][:rounds]
-    print("churn for %d s, each arm attached in turn for %.2f s, %d rounds; change: mean of each round's ratio "
-          "to the phase without (standard error); BPF time: per connection, both ends, with BPF stats, "
-          "median of %d s of the arms alternated after" % (seconds, phase, rounds, PROGRAM_TIME_SECONDS))
+    print("churn for %d s, each arm attached in turn for %.2f s, %d rounds, scry-net's tcp_probe program in %g of "
+          "them; change: mean of each round's ratio to the phase without (standard error); BPF time: per "
+          "connection, both ends, with BPF stats, every program attached, median of %d s of the arms alternated "
+          "after" % (seconds, phase, rounds, duty, PROGRAM_TIME_SECONDS))
     print()
     print("| arm | conn/s | change | CPU us/conn | change | BPF ns/conn |")
     print("|---|---|---|---|---|---|")
@@ -400,6 +408,9 @@ def main():
                     "with, no exporter) are attached in turn, --phase seconds each, with phases of nothing attached "
                     "among them")
     ap.add_argument("--phase", type=float, default=0.2, help="seconds each arm is attached in --interleave")
+    ap.add_argument("--rtt-duty-cycle", type=float, default=0.1,
+                    help="share of --interleave's rounds in which a scry-net arm has its tcp_probe program "
+                         "attached, as the exporter's --collector.rtt.duty-cycle (its default: 0.1)")
     ap.add_argument("--program-time", type=int, default=0, metavar="SECONDS",
                     help="instead of the A/B runs: only the BPF time per connection of the arms of --interleave "
                     "(empty programs, each --bin's BPF object, --busy), alternated every 0.4 s under the churn for "
@@ -427,20 +438,22 @@ def main():
         floor = probes.load("net_floor.bpf.c")
         if not floor:
             sys.exit("cannot load the empty programs")
-        arms = {"without": (floor[0], []), "empty programs": (floor[0], [p for _, p in floor[2]])}
+        arms = {"without": (floor[0], [], [], 1), "empty programs": (floor[0], [p for _, p in floor[2]], [], 1)}
         for rounds in a.busy:
             busy = probes.load("net_floor.bpf.c", ["BUSY_ROUNDS=%d" % rounds])
             if not busy:
                 sys.exit("cannot load the busy programs")
-            arms["busy %d rounds" % rounds] = (busy[0], [p for _, p in busy[2]])
+            arms["busy %d rounds" % rounds] = (busy[0], [p for _, p in busy[2]], [], 1)
         for b in bins:
             L, bpf_obj, progs = load_net_object(b)
-            arms[b if len(bins) > 1 else "scry-net"] = (L, progs)
+            probe = [p for p in progs if L.bpf_program__section_name(p) == b"tp_btf/tcp_probe"]
+            arms[b if len(bins) > 1 else "scry-net"] = (
+                L, [p for p in progs if p not in probe], probe, a.rtt_duty_cycle)
         if a.program_time:
             print_program_time(program_time(arms, a.program_time), a.program_time)
             return
         phases = interleave(arms, a.interleave, a.phase)
-        print_interleaved(phases, program_time(arms), a.interleave, a.phase)
+        print_interleaved(phases, program_time(arms), a.interleave, a.phase, a.rtt_duty_cycle)
         return
     if a.soak:
         scrylib.BIN_DIR = os.path.dirname(bins[0])

@@ -287,7 +287,7 @@ std::vector<prometheus::MetricFamily> ConnCollector::Collect() const {
   auto resets_received = MakeFamily("scry_net_resets_received_total", "TCP resets received on connections.",
                                     MetricType::Counter);
   auto rtt = MakeFamily("scry_net_rtt_seconds",
-                        "Smoothed RTT of TCP connections: one sample when established, then one in --collector.rtt.sample-every received segments.", MetricType::Histogram);
+                        "Smoothed RTT of TCP connections: one sample when established, then one in --collector.rtt.sample-every received segments while tcp_probe is attached (--collector.rtt.duty-cycle).", MetricType::Histogram);
 
   auto cwnd = MakeFamily("scry_net_cwnd_segments",
                          "Congestion window of TCP connections, sampled with the RTT.", MetricType::Histogram);

@@ -310,10 +310,12 @@ void BpfObject::RunCycles() {
 double BpfObject::AttachedSeconds(const std::string& hook) const {
   auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(cycle_mutex_);
-  for (const auto& c : cycled_)
-    if (c.hook == hook)
-      return std::chrono::duration<double>(c.attached + (c.link ? now - c.since : decltype(now - c.since){}))
-          .count();
+  for (const auto& c : cycled_) {
+    if (c.hook != hook) continue;
+    auto attached = c.attached;
+    if (c.link) attached += now - c.since;
+    return std::chrono::duration<double>(attached).count();
+  }
   return links_.count(hook) ? std::chrono::duration<double>(now - loaded_).count() : 0;
 }
 
