@@ -752,7 +752,9 @@ class TrackedSockets(NetTest):
         # the spill hash empties: a scrape's own connection, or one of the host's, that spilled while the
         # table was full goes when it closes
         m = self.scrape_until(lambda m: m.get("scry_bpf_map_entries", map="socks_spill") == 0)
-        self.assertEqual(m.get("scry_bpf_map_entries", map="socks_spill"), 0)
+        # a close whose program run the kernel skipped (nested on its CPU) leaves its entry behind
+        self.assertEqual(m.get("scry_bpf_map_entries", map="socks_spill"), 0,
+                         "set_state runs missed: %s" % m.get("scry_bpf_program_missed_total", hook="set_state"))
 
     def test_sockets_past_the_table_and_the_spill_hash_are_counted_lost(self):
         # 3,000 sockets for 1,792 slots and 128 spill entries
