@@ -77,12 +77,12 @@ std::vector<prometheus::MetricFamily> SelfMetrics::Collect() const {
              {{"feature", h.feature}, {"hook", h.hook}, {"program", h.program}, {"mode", AttachModeName(h.mode)}},
              h.mode == AttachMode::None ? 0 : 1);
     if (h.mode == AttachMode::None || h.program.empty() || !bpf_.object()) continue;
+    Labels labels = {{"hook", h.hook}, {"program", h.program}};
+    AddCounter(attached_seconds, labels, bpf_.AttachedSeconds(h.hook));
     bpf_program* prog = bpf_object__find_program_by_name(bpf_.object(), h.program.c_str());
     bpf_prog_info info{};
     uint32_t len = sizeof(info);
     if (!prog || bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
-    Labels labels = {{"hook", h.hook}, {"program", h.program}};
-    AddCounter(attached_seconds, labels, bpf_.AttachedSeconds(h.hook));
     AddCounter(missed, labels, static_cast<double>(info.recursion_misses));
     if (!bpf_stats_) continue;
     AddCounter(runs, labels, static_cast<double>(info.run_cnt));
